@@ -1,0 +1,1 @@
+"""Diffusion math in plain torch: schedules, parameterisations, samplers, guidance. No BasicSR."""

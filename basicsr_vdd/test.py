@@ -1,0 +1,14 @@
+"""Test with BasicSR's own pipeline: ``python basicsr_vdd/test.py -opt X.yml``."""
+import os.path as osp
+import sys
+
+ROOT = osp.abspath(osp.join(__file__, osp.pardir, osp.pardir))
+# run as a script, this folder is sys.path[0]: put the repository root there instead
+sys.path[:] = [p for p in sys.path if osp.abspath(p or '.') != osp.dirname(osp.abspath(__file__))]
+sys.path.insert(0, ROOT)
+
+import basicsr_vdd  # noqa: E402,F401  (compat layer + registration)
+from basicsr.test import test_pipeline  # noqa: E402
+
+if __name__ == '__main__':
+    test_pipeline(ROOT)

@@ -1,0 +1,14 @@
+"""Train with BasicSR's own pipeline: ``python basicsr_vdd/train.py -opt X.yml [--auto_resume] [--debug]``."""
+import os.path as osp
+import sys
+
+ROOT = osp.abspath(osp.join(__file__, osp.pardir, osp.pardir))
+# run as a script, this folder is sys.path[0]: put the repository root there instead
+sys.path[:] = [p for p in sys.path if osp.abspath(p or '.') != osp.dirname(osp.abspath(__file__))]
+sys.path.insert(0, ROOT)
+
+import basicsr_vdd  # noqa: E402,F401  (compat layer + registration)
+from basicsr.train import train_pipeline  # noqa: E402
+
+if __name__ == '__main__':
+    train_pipeline(ROOT)
