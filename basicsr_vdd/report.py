@@ -1,0 +1,107 @@
+"""Result tables: read the metric summaries written by validation, score the blurry input the same way.
+
+A summary is the dict that :func:`basicsr_vdd.models.video_validation.video_validation` writes to
+``metrics_<dataset>_<iter>.json``: ``{'metrics': {name: {'per_video_mean', 'all_frame_mean',
+'per_video'} | {'unavailable': reason}}, 'seconds_per_frame', 'frames', 'videos', ...}``.
+"""
+import glob
+import json
+import os.path as osp
+
+import torch
+
+from basicsr.metrics import calculate_metric
+from basicsr.utils import tensor2img
+
+from basicsr_vdd.metrics.lpips_metric import MetricUnavailableError
+from basicsr_vdd.models.video_validation import summarize_video_metrics
+
+DEFAULT_METRICS = {
+    'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False},
+    'ssim': {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': False},
+    'lpips': {'type': 'calculate_lpips'},
+}
+
+
+def load_summary(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def latest_summary(folder, dataset_name=None):
+    """The newest ``metrics_*.json`` in a result/experiment folder (by modification time)."""
+    pattern = f'metrics_{dataset_name}_*.json' if dataset_name else 'metrics_*.json'
+    paths = sorted(glob.glob(osp.join(folder, pattern)), key=osp.getmtime)
+    if not paths:
+        raise FileNotFoundError(f'no {pattern} in {folder}: run the test first')
+    return load_summary(paths[-1])
+
+
+def input_summary(dataroot, lq_folder='blur', gt_folder='sharp', metrics=None, videos=None):
+    """Score the blurry input against the ground truth exactly as model outputs are scored.
+
+    Frames go through the same tensor -> uint8 conversion (``tensor2img``) and BasicSR metric
+    functions as in validation; returns a summary dict (see module docstring).
+    """
+    from basicsr_vdd.data.paired_video_dataset import PairedVideoTestDataset
+
+    metrics = DEFAULT_METRICS if metrics is None else metrics
+    dataset = PairedVideoTestDataset({
+        'name': 'input', 'dataroot': dataroot, 'lq_folder': lq_folder, 'gt_folder': gt_folder, 'mode': 'video',
+        'videos': videos, 'phase': 'test'})
+    names = list(metrics)
+    results, counts, unavailable = {}, {}, {}
+    for folder, n in _frames_per_folder(dataset).items():
+        results[folder] = torch.zeros(n, len(names), dtype=torch.float64)
+        counts[folder] = torch.zeros(n, dtype=torch.float64)
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        folder = sample['folder']
+        for k, frame_idx in enumerate(sample['frame_idx']):
+            data = {'img': tensor2img([sample['lq'][k]]), 'img2': tensor2img([sample['gt'][k]])}
+            counts[folder][frame_idx] += 1
+            for m, name in enumerate(names):
+                if name in unavailable:
+                    continue
+                try:
+                    results[folder][frame_idx, m] += calculate_metric(data, metrics[name])
+                except MetricUnavailableError as err:
+                    unavailable[name] = str(err)
+    summary = summarize_video_metrics(results, counts, names, unavailable)
+    summary.update(frames=int(sum(c.sum().item() for c in counts.values())), videos=len(results),
+                   seconds_per_frame=0.0)
+    return summary
+
+
+def _frames_per_folder(dataset):
+    out = {}
+    for folder in dataset.data_info['folder']:
+        out[folder] = out.get(folder, 0) + 1
+    return out
+
+
+def _cell(summary, name, key, fmt):
+    values = summary['metrics'].get(name)
+    if values is None:
+        return '—'
+    if 'unavailable' in values:
+        return 'n/a'
+    return fmt.format(values[key])
+
+
+def markdown_table(rows):
+    """``rows``: list of (method, summary). Both averaging conventions are shown side by side."""
+    header = ('| method | PSNR (videos) | PSNR (frames) | SSIM (videos) | SSIM (frames) | LPIPS (videos) '
+              '| LPIPS (frames) | s/frame |')
+    lines = [header, '|' + '---|' * 8]
+    for method, summary in rows:
+        spf = summary.get('seconds_per_frame')
+        lines.append('| ' + ' | '.join([
+            method,
+            _cell(summary, 'psnr', 'per_video_mean', '{:.2f}'), _cell(summary, 'psnr', 'all_frame_mean', '{:.2f}'),
+            _cell(summary, 'ssim', 'per_video_mean', '{:.4f}'), _cell(summary, 'ssim', 'all_frame_mean', '{:.4f}'),
+            _cell(summary, 'lpips', 'per_video_mean', '{:.4f}'), _cell(summary, 'lpips', 'all_frame_mean', '{:.4f}'),
+            '—' if not spf else f'{spf:.3f}',
+        ]) + ' |')
+    notes = sorted({v['unavailable'] for _, s in rows for v in s['metrics'].values() if 'unavailable' in v})
+    return '\n'.join(lines + [''] + [f'n/a: {n}' for n in notes])
