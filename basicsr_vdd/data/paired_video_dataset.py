@@ -147,7 +147,9 @@ class PairedVideoTestDataset(data.Dataset):
                   'lq_path': [pairs[i][0] for i in frame_idx]}
         if self.mode == 'frame':
             i = frame_idx[0]
-            neighbours = generate_frame_indices(i, n, self.num_frame, padding=self.padding)
+            # BasicSR's padding can point past the end of videos shorter than a few windows: clamp
+            neighbours = [min(max(k, 0), n - 1)
+                          for k in generate_frame_indices(i, n, self.num_frame, padding=self.padding)]
             sample['lq'] = _stack([read_frame(pairs[k][0]) for k in neighbours])
             sample['gt'] = _stack([read_frame(pairs[i][1])])[0]
             sample['lq_path'] = pairs[i][0]
