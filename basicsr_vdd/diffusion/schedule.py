@@ -1,0 +1,77 @@
+"""Noise schedule and parameterisations of TF-T2V (VGen ``DiffusionDDIM``) in plain torch.
+
+Tables are float64, as in VGen; a coefficient is cast to the data's dtype before it multiplies
+(VGen's ``_i``). Shapes: data ``[B, C, F, H, W]`` (any ndim >= 1), timesteps int64 ``[B]``.
+"""
+from dataclasses import dataclass
+
+import torch
+
+
+def linear_sd_betas(num_timesteps=1000, beta_start=0.00085, beta_end=0.012):
+    """Stable Diffusion's 'scaled linear' betas: ``linspace(sqrt(b0), sqrt(b1), T) ** 2`` (float64)."""
+    return torch.linspace(beta_start ** 0.5, beta_end ** 0.5, num_timesteps, dtype=torch.float64) ** 2
+
+
+def rescale_zero_terminal_snr(betas):
+    """Shift and scale ``sqrt(alphas_cumprod)`` so that the last step has zero SNR (Lin et al. 2024)."""
+    sqrt_ac = torch.cumprod(1 - betas, 0).sqrt()
+    first, last = sqrt_ac[0].clone(), sqrt_ac[-1].clone()
+    sqrt_ac = (sqrt_ac - last) * first / (first - last)
+    ac = sqrt_ac ** 2
+    alphas = torch.cat([ac[:1], ac[1:] / ac[:-1]])
+    return 1 - alphas
+
+
+def _coef(table, t, x):
+    """``table[t]`` shaped to broadcast over ``x`` ``[B, ...]``, cast to ``x``'s dtype and device."""
+    return table.to(t.device)[t].view(-1, *([1] * (x.ndim - 1))).to(x)
+
+
+@dataclass
+class NoiseSchedule:
+    """Discrete DDPM schedule: ``x_t = sqrt(ac_t) x0 + sqrt(1 - ac_t) eps``; v-prediction helpers."""
+
+    betas: torch.Tensor
+
+    def __post_init__(self):
+        self.betas = self.betas.to(torch.float64)
+        self.alphas_cumprod = torch.cumprod(1 - self.betas, 0)
+        self.sqrt_alphas_cumprod = self.alphas_cumprod.sqrt()
+        self.sqrt_one_minus_alphas_cumprod = (1 - self.alphas_cumprod).sqrt()
+
+    @classmethod
+    def linear_sd(cls, num_timesteps=1000, beta_start=0.00085, beta_end=0.012, zero_terminal_snr=True):
+        betas = linear_sd_betas(num_timesteps, beta_start, beta_end)
+        return cls(rescale_zero_terminal_snr(betas) if zero_terminal_snr else betas)
+
+    @property
+    def num_timesteps(self):
+        return len(self.betas)
+
+    def q_sample(self, x0, t, noise):
+        """Diffuse ``x0`` to step ``t`` with the given ``noise`` (same shape as ``x0``)."""
+        return _coef(self.sqrt_alphas_cumprod, t, x0) * x0 + _coef(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise
+
+    def v_target(self, x0, t, noise):
+        """``v = sqrt(ac) eps - sqrt(1 - ac) x0``: the regression target of v-prediction."""
+        return _coef(self.sqrt_alphas_cumprod, t, x0) * noise - _coef(self.sqrt_one_minus_alphas_cumprod, t, x0) * x0
+
+    def x0_from_v(self, x_t, t, v):
+        return _coef(self.sqrt_alphas_cumprod, t, x_t) * x_t - _coef(self.sqrt_one_minus_alphas_cumprod, t, x_t) * v
+
+    def eps_from_v(self, x_t, t, v):
+        return _coef(self.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t + _coef(self.sqrt_alphas_cumprod, t, x_t) * v
+
+
+def offset_noise(shape, strength, generator=None, device=None, dtype=torch.float32):
+    """Gaussian noise plus ``strength`` x a per-(video, channel) constant: ``[B, C, F, H, W]``.
+
+    VGen adds ``noise_strength * randn(b, c, f, 1, 1)`` when it draws the noise itself; the same
+    shape is used here (constant over H and W, one value per frame).
+    """
+    noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    if strength:
+        noise = noise + strength * torch.randn(shape[:3] + (1,) * (len(shape) - 3), generator=generator,
+                                               device=device, dtype=dtype)
+    return noise
