@@ -12,6 +12,8 @@
   replaced by :func:`basicsr_vdd.models.video_validation.video_validation`, which keeps its
   behaviour (per-video means, then the mean over videos) on any device and also reports the
   mean over all frames.
+* ``BaseModel.get_optimizer`` knows only ``Adam``; the paper trains with AdamW. Any
+  ``torch.optim`` optimizer can now be named in ``optim_g: type:``.
 """
 import glob
 import os
@@ -75,6 +77,14 @@ def load_resume_state(opt):
     return state
 
 
+def get_optimizer(self, optim_type, params, lr, **kwargs):
+    """Any ``torch.optim`` optimizer by class name (BasicSR 1.4.2 accepts only Adam)."""
+    cls = getattr(torch.optim, optim_type, None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+        raise NotImplementedError(f'optimizer {optim_type} is not a torch.optim optimizer')
+    return cls(params, lr, **kwargs)
+
+
 def apply():
     """Patch BasicSR for current torch/torchvision and CPU. Safe to call more than once."""
     global _APPLIED
@@ -83,9 +93,11 @@ def apply():
     _install_functional_tensor_shim()
     import basicsr.train
     import basicsr.models.video_base_model as video_base_model
+    from basicsr.models.base_model import BaseModel
     from basicsr_vdd.models.video_validation import video_validation
 
     basicsr.train.load_resume_state = load_resume_state
     video_base_model.VideoBaseModel.dist_validation = video_validation
+    BaseModel.get_optimizer = get_optimizer
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     _APPLIED = True

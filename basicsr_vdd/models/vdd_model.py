@@ -1,0 +1,279 @@
+"""VDD in BasicSR: stage-aware training of the video deblurring diffusion model, windowed sampling.
+
+Options (beyond BasicSR's usual ``network_g``, ``path``, ``train``, ``val``, ``logger``)::
+
+    diffusion:
+      num_timesteps: 1000          # linear_sd schedule, zero terminal SNR (TF-T2V)
+      offset_noise: 0.1
+      target: sharp | residual     # residual: (z_sharp - z_blur) / residual_scale
+      residual_scale: auto | float # auto: std of the first training batch's residual, kept in checkpoints
+      p_uncond: 0.1                # CLIP image tokens dropped for classifier-free guidance
+    sampling:
+      sampler: ddim | dpmpp_2m
+      steps: 50
+      eta: 0.0
+      guidance_scale: 1.0
+      guidance_batched: true       # cond and uncond in one forward
+      strength: 1.0                # < 1: start from the noised blur (target residual: zero residual)
+      window: 16                   # frames per temporal window
+      overlap: 4                   # frames shared by consecutive windows (blended)
+      seed: 0
+    train:
+      stage: 0 | 1 | 2             # 0: video prior (UNet only, no blur path; demo stand-in for TF-T2V)
+                                   # 1: blur encoder + projection; 2: also UNet and image projection
+      optim_g: {type: AdamW, lr: 5e-5, betas: [0.9, 0.999], weight_decay: 0}
+      v_opt: {type: MSELoss, loss_weight: 1.0}
+      coherence_opt: {type: TemporalCoherenceLoss, loss_weight: 0.1}
+      ema_decay: 0                 # > 0: EMA of the trained parameters, saved as params_ema
+      grad_clip: ~                 # max grad norm
+      autocast: ~ | bf16 | fp16    # mixed precision (fp16 uses a GradScaler)
+      gradient_checkpointing: false
+
+Checkpoints: see :mod:`basicsr_vdd.models.stage_checkpoint` (only the parts training changed).
+"""
+import zlib
+from collections import OrderedDict
+from contextlib import nullcontext
+
+import torch
+
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.models.base_model import BaseModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from basicsr_vdd.video_windows import pad_to_multiple, run_windowed
+from basicsr_vdd.vdd_diffusion import VDDDiffusion
+from .ema import ParameterEMA
+from .stage_checkpoint import load_part_state_dict, part_state_dict, read_checkpoint
+
+STAGE_PARTS = {0: ('unet', 'image_proj'), 1: ('blur_encoder',), 2: ('blur_encoder', 'unet', 'image_proj')}
+TRAINABLE_PARTS = ('blur_encoder', 'unet', 'image_proj')
+
+
+@MODEL_REGISTRY.register()
+class VDDModel(BaseModel):
+    """BasicSR wrapper of the VDD network: training step, stages, checkpoints, video test."""
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.net_g = self.model_to_device(build_network(opt['network_g']))
+        self.diffusion = VDDDiffusion(**opt.get('diffusion', {}))
+        self.sampling = dict(opt.get('sampling', {}))
+        self.loaded_parts = ()
+        self.ema = None
+        load_path = opt['path'].get('pretrain_network_g')
+        if load_path is not None:
+            self.load_network(self.net_g, load_path, opt['path'].get('strict_load_g', True),
+                              opt['path'].get('param_key_g', 'params'))
+        if self.is_train:
+            self.init_training_settings()
+        else:
+            self._set_modes(training=False)
+        self.print_network(self.net_g)
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def bare(self):
+        return self.get_bare_model(self.net_g)
+
+    def init_training_settings(self):
+        train_opt = self.opt['train']
+        self.stage = int(train_opt['stage'])
+        if self.stage not in STAGE_PARTS:
+            raise ValueError(f'train: stage must be one of {sorted(STAGE_PARTS)}, got {self.stage}')
+        self.trained_parts = STAGE_PARTS[self.stage]
+        for name, module in self.bare.named_children():
+            module.requires_grad_(name in self.trained_parts)
+        self._set_modes(training=True)
+        if train_opt.get('gradient_checkpointing'):
+            self.bare.set_gradient_checkpointing(True)
+        self.cri_v = build_loss(train_opt.get('v_opt', {'type': 'MSELoss', 'loss_weight': 1.0})).to(self.device)
+        coherence = train_opt.get('coherence_opt')
+        self.cri_coherence = build_loss(coherence).to(self.device) if coherence else None
+        self.setup_optimizers()
+        self.setup_schedulers()
+        if train_opt.get('ema_decay', 0) > 0:
+            self.ema = ParameterEMA(self.bare, train_opt['ema_decay'])
+        autocast = train_opt.get('autocast')
+        self.autocast_dtype = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[autocast]
+        use_scaler = self.autocast_dtype == torch.float16 and self.device.type == 'cuda'
+        self.grad_scaler = torch.amp.GradScaler('cuda') if use_scaler else None
+        self.generator = torch.Generator(self.device).manual_seed(self.opt['manual_seed'] + self.opt['rank'])
+
+    def trainable_parameters(self):
+        return [p for p in self.bare.parameters() if p.requires_grad]
+
+    def setup_optimizers(self):
+        optim_opt = dict(self.opt['train']['optim_g'])
+        params = self.trainable_parameters()
+        total = sum(p.numel() for p in self.bare.parameters())
+        get_root_logger().info(f'Stage {self.stage}: training {list(self.trained_parts)}, '
+                               f'{sum(p.numel() for p in params):,} of {total:,} parameters')
+        self.optimizer_g = self.get_optimizer(optim_opt.pop('type'), params, **optim_opt)
+        self.optimizers = [self.optimizer_g]
+
+    def _set_modes(self, training):
+        """Trained parts follow ``training``; frozen parts stay in eval mode (no dropout)."""
+        self.net_g.train(training)
+        trained = getattr(self, 'trained_parts', ()) if training else ()
+        for name, module in self.bare.named_children():
+            module.train(name in trained)
+
+    # ------------------------------------------------------------------ data
+    def feed_data(self, data):
+        self.lq = data['lq'].to(self.device)
+        if 'gt' in data:
+            self.gt = data['gt'].to(self.device)
+        self.folder = data.get('folder', '')
+        if isinstance(self.folder, (list, tuple)):
+            self.folder = self.folder[0]
+
+    # ------------------------------------------------------------------ training
+    def optimize_parameters(self, current_iter):
+        blur, sharp = to_model_video(self.lq), to_model_video(self.gt)
+        use_blur = self.stage >= 1
+        with torch.no_grad():
+            batch = self.diffusion.training_batch(self.bare, sharp, blur, self.generator, use_blur=use_blur)
+        self.optimizer_g.zero_grad(set_to_none=True)
+        autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype)
+                    if self.autocast_dtype is not None else nullcontext())
+        with autocast:
+            v_pred = self.net_g(batch['x_t'], batch['t'], blur=blur if use_blur else None,
+                                image_embedding=batch['image_embedding'], image_keep=batch['image_keep'])
+        v_pred = v_pred.float()
+        losses = OrderedDict(l_v=self.cri_v(v_pred, batch['v']))
+        if self.cri_coherence is not None:
+            losses['l_coherence'] = self.cri_coherence(v_pred, batch['v'])
+        loss = sum(losses.values())
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer_g)
+        else:
+            loss.backward()
+        if self.opt['train'].get('grad_clip'):
+            torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), self.opt['train']['grad_clip'])
+        if self.grad_scaler is not None:
+            self.grad_scaler.step(self.optimizer_g)
+            self.grad_scaler.update()
+        else:
+            self.optimizer_g.step()
+        if self.ema is not None:
+            self.ema.update(self.bare)
+        losses['l_total'] = loss
+        self.log_dict = self.reduce_loss_dict(losses)
+
+    # ------------------------------------------------------------------ test
+    @torch.no_grad()
+    def test(self):
+        """Deblur ``self.lq`` ``[1, N, C, H, W]`` in [0, 1] window by window into ``self.output``."""
+        self._set_modes(training=False)
+        if self.ema is not None:
+            self.ema.swap(self.bare)
+        try:
+            self.output = self.deblur_video(self.lq, self.folder)
+        finally:
+            if self.ema is not None:
+                self.ema.swap(self.bare)
+            if self.is_train:
+                self._set_modes(training=True)
+
+    def deblur_video(self, lq, name=''):
+        """``lq`` ``[B, N, C, H, W]`` in [0, 1] -> deblurred ``[B, N, C, H, W]`` in [0, 1]."""
+        s = self.sampling
+        video, (h, w) = pad_to_multiple(to_model_video(lq), self.bare.size_multiple)
+        seed = int(s.get('seed', 0))
+
+        def deblur_window(clip, start, end):
+            generator = torch.Generator(self.device).manual_seed(seed ^ zlib.crc32(f'{name}:{start}'.encode()))
+            return self.diffusion.sample(self.bare, clip, generator, **sampler_options(s))
+
+        out = run_windowed(deblur_window, video, int(s.get('window', 16)), int(s.get('overlap', 4)))
+        return from_model_video(out[..., :h, :w])
+
+    def get_current_visuals(self):
+        out = OrderedDict(lq=self.lq.detach().cpu(), result=self.output.detach().cpu())
+        if hasattr(self, 'gt'):
+            out['gt'] = self.gt.detach().cpu()
+        return out
+
+    def validation(self, dataloader, current_iter, tb_logger, save_img):
+        from .video_validation import video_validation
+        video_validation(self, dataloader, current_iter, tb_logger, save_img)
+
+    # ------------------------------------------------------------------ checkpoints
+    def saved_parts(self):
+        """What a checkpoint holds: the parts trained now plus those loaded from earlier stages."""
+        trained = getattr(self, 'trained_parts', ())
+        return tuple(p for p in TRAINABLE_PARTS if p in trained or p in self.loaded_parts)
+
+    def checkpoint(self):
+        parts = self.saved_parts()
+        ckpt = {'params': part_state_dict(self.bare, parts), 'parts': list(parts),
+                'meta': {'stage': getattr(self, 'stage', None), **self.diffusion.meta()}}
+        if self.ema is not None:
+            self.ema.swap(self.bare)
+            ckpt['params_ema'] = part_state_dict(self.bare, parts)
+            self.ema.swap(self.bare)
+        return ckpt
+
+    def save(self, epoch, current_iter):
+        import os.path as osp
+        from basicsr.utils.dist_util import master_only
+
+        @master_only
+        def write():
+            label = 'latest' if current_iter == -1 else current_iter
+            torch.save(self.checkpoint(), osp.join(self.opt['path']['models'], f'net_g_{label}.pth'))
+
+        write()
+        self.save_training_state(epoch, current_iter)
+
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """Load a VDD stage checkpoint (the parts it lists) into ``net``; see stage_checkpoint."""
+        ckpt = read_checkpoint(load_path)
+        key = param_key if param_key in ckpt else 'params'
+        state = dict(ckpt['params'])
+        state.update(ckpt.get(key, {}))  # params_ema covers trained tensors; buffers come from params
+        load_part_state_dict(self.get_bare_model(net), state, ckpt['parts'], load_path)
+        self.loaded_parts = tuple(ckpt['parts'])
+        self.diffusion.load_meta(ckpt.get('meta', {}), source=load_path)
+        get_root_logger().info(f'Loaded {ckpt["parts"]} ({key}) from {load_path}')
+
+    def save_training_state(self, epoch, current_iter):
+        """BasicSR's state plus the EMA shadows and the diffusion noise generator (exact resume)."""
+        from basicsr.utils.dist_util import get_dist_info
+        import os.path as osp
+
+        if current_iter == -1 or get_dist_info()[0] != 0:
+            return
+        state = {'epoch': epoch, 'iter': current_iter,
+                 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers],
+                 'generator': self.generator.get_state()}
+        if self.ema is not None:
+            state['ema'] = self.ema.state_dict()
+        torch.save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state):
+        super().resume_training(resume_state)
+        if 'generator' in resume_state:
+            self.generator.set_state(resume_state['generator'].cpu())
+        if self.ema is not None and 'ema' in resume_state:
+            self.ema.load_state_dict(resume_state['ema'])
+
+
+def to_model_video(frames):
+    """``[B, N, C, H, W]`` in [0, 1] -> ``[B, C, N, H, W]`` in [-1, 1]."""
+    return frames.permute(0, 2, 1, 3, 4) * 2 - 1
+
+
+def from_model_video(video):
+    """``[B, C, N, H, W]`` in [-1, 1] -> ``[B, N, C, H, W]`` in [0, 1] (clamped)."""
+    return ((video.permute(0, 2, 1, 3, 4) + 1) / 2).clamp(0, 1)
+
+
+def sampler_options(sampling):
+    keys = ('sampler', 'steps', 'eta', 'guidance_scale', 'guidance_batched', 'strength')
+    return {k: sampling[k] for k in keys if k in sampling}

@@ -1,0 +1,96 @@
+"""The paper's conditional video diffusion around a :class:`~basicsr_vdd.archs.vdd_arch.VDDNet` (plain torch).
+
+Training: ``z0 = vae.encode(sharp)`` (or the scaled residual ``(z_sharp - z_blur) / s``),
+``t ~ U{0..T-1}``, ``x_t = q_sample(z0, t, noise + offset)``, target ``v``; the blur path enters
+through the concat slot, the central frame's CLIP embedding through 4 tokens dropped with
+probability ``p_uncond``. Sampling: DDIM / DPM-Solver++ / UniPC with classifier-free guidance
+(uncond = image tokens zeroed, blur latents kept), optionally starting from the noised blur.
+Videos are ``[B, C, F, H, W]`` in [-1, 1].
+"""
+import torch
+
+from basicsr_vdd.diffusion.guidance import guided
+from basicsr_vdd.diffusion.samplers import make_scheduler, sample, start_index_for, timesteps
+from basicsr_vdd.diffusion.schedule import NoiseSchedule, offset_noise
+
+TARGETS = ('sharp', 'residual')
+
+
+class VDDDiffusion:
+    """Diffusion settings of VDD and the operations that need the network (encode, train batch, sample)."""
+
+    def __init__(self, num_timesteps=1000, beta_start=0.00085, beta_end=0.012, zero_terminal_snr=True,
+                 offset_noise=0.1, target='sharp', residual_scale='auto', p_uncond=0.1):
+        if target not in TARGETS:
+            raise ValueError(f'diffusion target must be one of {TARGETS}, got {target!r}')
+        self.schedule_args = dict(num_timesteps=num_timesteps, beta_start=beta_start, beta_end=beta_end,
+                                  zero_terminal_snr=zero_terminal_snr)
+        self.schedule = NoiseSchedule.linear_sd(**self.schedule_args)
+        self.offset_noise, self.target, self.p_uncond = offset_noise, target, p_uncond
+        self.residual_scale = None if residual_scale == 'auto' else float(residual_scale)
+
+    # --------------------------------------------------------------- target space
+    def meta(self):
+        return {'target': self.target, 'residual_scale': self.residual_scale}
+
+    def load_meta(self, meta, source=''):
+        """Adopt the target space of a checkpoint; a different ``target`` is an error."""
+        if meta.get('target', self.target) != self.target:
+            raise ValueError(f'{source}: trained with target {meta["target"]!r}, options say {self.target!r}')
+        if self.residual_scale is None and meta.get('residual_scale') is not None:
+            self.residual_scale = float(meta['residual_scale'])
+
+    @torch.no_grad()
+    def encode_target(self, net, sharp, blur):
+        """The clean sample ``x0`` ``[B, c, F, h, w]`` the diffusion runs on."""
+        z_sharp = net.vae.encode(sharp)
+        if self.target == 'sharp':
+            return z_sharp
+        residual = z_sharp - net.vae.encode(blur)
+        if self.residual_scale is None:  # measured once, then kept in every checkpoint
+            self.residual_scale = max(residual.float().std().item(), 1e-3)
+        return residual / self.residual_scale
+
+    def decode_target(self, net, x0, z_blur):
+        z = x0 if self.target == 'sharp' else x0 * self.residual_scale + z_blur
+        return net.vae.decode(z)
+
+    # --------------------------------------------------------------- training
+    @torch.no_grad()
+    def training_batch(self, net, sharp, blur, generator, use_blur=True):
+        """``{'x_t', 't', 'v', 'image_embedding', 'image_keep'}`` for one training step."""
+        x0 = self.encode_target(net, sharp, blur)
+        b, device = x0.shape[0], x0.device
+        t = torch.randint(0, self.schedule.num_timesteps, (b,), generator=generator, device=device)
+        noise = offset_noise(tuple(x0.shape), self.offset_noise, generator, device, x0.dtype)
+        center = (blur if use_blur else sharp)[:, :, x0.shape[2] // 2]
+        keep = (torch.rand(b, generator=generator, device=device) >= self.p_uncond).float()
+        return {'x_t': self.schedule.q_sample(x0, t, noise), 't': t, 'v': self.schedule.v_target(x0, t, noise),
+                'image_embedding': net.encode_image(center), 'image_keep': keep}
+
+    # --------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def sample(self, net, blur, generator, sampler='ddim', steps=50, eta=0.0, guidance_scale=1.0,
+               guidance_batched=True, strength=1.0):
+        """Deblur one window: ``blur`` ``[B, 3, F, H, W]`` in [-1, 1] -> ``[B, 3, F, H, W]``."""
+        if self.target == 'residual' and self.residual_scale is None:
+            raise ValueError('target residual needs residual_scale: load a trained checkpoint or set a number')
+        b, f = blur.shape[0], blur.shape[2]
+        z_blur = net.vae.encode(blur)
+        cond = {'concat': net.encode_blur(blur), 'image_embedding': net.encode_image(blur[:, :, f // 2]),
+                'image_keep': blur.new_ones(b)}
+        uncond = dict(cond, image_keep=blur.new_zeros(b))
+
+        def model(x, t, c):
+            return net(x, t, concat=c['concat'], image_embedding=c['image_embedding'], image_keep=c['image_keep'])
+
+        scheduler = make_scheduler(sampler, **self.schedule_args)
+        start = start_index_for(strength, steps)
+        x_T = torch.randn(z_blur.shape, generator=generator, device=blur.device, dtype=z_blur.dtype)
+        if start > 0:  # SDEdit-style: noise the blur's own estimate (zero residual / the blur latent)
+            guess = torch.zeros_like(z_blur) if self.target == 'residual' else z_blur
+            t0 = timesteps(scheduler, steps)[start].to(blur.device).expand(b)
+            x_T = self.schedule.q_sample(guess, t0, x_T)
+        fn = guided(model, cond, uncond, guidance_scale, guidance_batched)
+        x0 = sample(fn, x_T, scheduler, steps=steps, eta=eta, generator=generator, start_index=start)
+        return self.decode_target(net, x0, z_blur)
