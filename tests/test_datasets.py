@@ -147,6 +147,8 @@ def test_missing_root_and_subfolders_are_named(tmp_path):
     os.rename(osp.join(root, 'v2', 'sharp'), osp.join(root, 'v2', 'GT'))
     _expect(r'v2/sharp: folder not found', _test, root)
     _expect(r"videos \['v9'\] not found", _test, root, videos=['v9'])
+    _expect(r"videos to exclude \['v9'\] not found", _test, root, exclude_videos=['v9'])
+    assert _test(root, exclude_videos=['v2']).data_info['folder'] == ['v1'] * 6
 
 
 def test_empty_and_unpaired_frame_folders(tmp_path):

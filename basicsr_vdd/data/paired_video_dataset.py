@@ -1,7 +1,8 @@
 """Paired blurry/sharp video datasets for BasicSR (GoPro and DVD layouts, any length and size).
 
 Options common to both: ``dataroot`` (folder of videos), ``lq_folder`` / ``gt_folder`` (default
-``blur`` / ``sharp``; DVD: ``input`` / ``GT``), ``videos`` (optional list of video names).
+``blur`` / ``sharp``; DVD: ``input`` / ``GT``), ``videos`` (optional list of video names),
+``exclude_videos`` (optional list left out, e.g. DVD's test videos for training).
 Tensors are float32 RGB in [0, 1].
 """
 import random
@@ -19,7 +20,7 @@ from .video_io import VideoDataError, read_frame, scan_paired_videos
 
 def _scan(opt):
     return scan_paired_videos(opt['dataroot'], opt.get('lq_folder', 'blur'), opt.get('gt_folder', 'sharp'),
-                              opt.get('videos'))
+                              opt.get('videos'), opt.get('exclude_videos'))
 
 
 def _stack(frames):

@@ -70,8 +70,11 @@ def check_pairs(pairs, video):
     return size[1], size[0]
 
 
-def scan_paired_videos(root, lq_folder, gt_folder, videos=None):
-    """``{video: {'pairs': [(lq, gt), ...], 'size': (H, W)}}`` for the videos under ``root``."""
+def scan_paired_videos(root, lq_folder, gt_folder, videos=None, exclude_videos=None):
+    """``{video: {'pairs': [(lq, gt), ...], 'size': (H, W)}}`` for the videos under ``root``.
+
+    ``videos`` selects videos by name, ``exclude_videos`` leaves some out (DVD: train = all but test).
+    """
     if not root or not osp.isdir(root):
         raise VideoDataError(f'{root}: dataroot not found')
     names = sorted((d for d in os.listdir(root) if osp.isdir(osp.join(root, d))), key=natural_key)
@@ -80,6 +83,11 @@ def scan_paired_videos(root, lq_folder, gt_folder, videos=None):
         if absent:
             raise VideoDataError(f'{root}: videos {absent} not found')
         names = list(videos)
+    if exclude_videos:
+        absent = [v for v in exclude_videos if v not in names]
+        if absent:
+            raise VideoDataError(f'{root}: videos to exclude {absent} not found')
+        names = [n for n in names if n not in set(exclude_videos)]
     if not names:
         raise VideoDataError(f'{root}: no video folders')
     out = {}
