@@ -1,6 +1,6 @@
 """Frozen open_clip image tower ("image encoder 1"): central blurry frame -> embedding ``[B, 1, D]``.
 
-TF-T2V preprocessing (VGen ``vit_transforms``): resize to 224 x 224, CLIP mean/std. Only the
+TF-T2V preprocessing (VGen ``vit_transforms``): resize to the tower's size (224 x 224), CLIP mean/std. Only the
 visual tower is built (``open_clip``'s own builder with the named model's config), so the 1 B
 parameter text tower of ViT-H-14 is never instantiated. Weights come from the full open_clip
 file (``open_clip_pytorch_model.bin``, keys ``visual.*``) or a visual-only file; nothing is
@@ -20,7 +20,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class CLIPImageEncoder(nn.Module):
     """Frozen open_clip visual tower; ``forward(frames [B, 3, H, W] in [-1, 1]) -> [B, 1, embed_dim]``."""
 
-    def __init__(self, model='ViT-H-14', pretrained=None, embed_dim=None, vision_cfg=None, image_size=224, seed=0):
+    def __init__(self, model='ViT-H-14', pretrained=None, embed_dim=None, vision_cfg=None, seed=0):
         super().__init__()
         import open_clip
         from open_clip.model import _build_vision_tower
@@ -32,7 +32,7 @@ class CLIPImageEncoder(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.visual = _build_vision_tower(self.embed_dim, vision_cfg or cfg['vision_cfg'])
-        self.image_size = image_size
+        self.image_size = (vision_cfg or cfg['vision_cfg'])['image_size']  # 224 for ViT-H-14
         self.register_buffer('mean', torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
         if pretrained:

@@ -139,14 +139,16 @@ def _vgen_key_to_diffusers(key, num_res_blocks, num_levels):
     raise KeyError(key)
 
 
-def tft2v_to_diffusers(state, num_res_blocks=2, num_levels=4):
+def tft2v_to_diffusers(state, num_res_blocks=2, num_levels=4, unknown=None):
     """Rename a TF-T2V UNet state dict: ``{'unet': {...}, 'image_proj': {...}}`` in our layout.
 
     Temporal transformers' Conv1d ``proj_in``/``proj_out`` ``[o, i, 1]`` become Linear ``[o, i]``.
-    Unknown keys raise a KeyError naming them (nothing is silently dropped).
+    Keys that are not TF-T2V UNet keys raise a KeyError naming them (nothing is silently dropped),
+    unless a list is given as ``unknown``: they are then appended to it.
     """
     out = {'unet': {}, 'image_proj': {}}
-    unknown = []
+    collect = unknown is not None
+    unknown = unknown if collect else []
     for key, value in state.items():
         try:
             part, new = _vgen_key_to_diffusers(key, num_res_blocks, num_levels)
@@ -156,6 +158,6 @@ def tft2v_to_diffusers(state, num_res_blocks=2, num_levels=4):
         if re.search(r'(transformer_in|temp_attentions\.\d+)\.proj_(in|out)\.weight$', new) and value.dim() == 3:
             value = value[..., 0]
         out[part][new] = value
-    if unknown:
+    if unknown and not collect:
         raise KeyError(f'{len(unknown)} keys are not TF-T2V UNet keys, e.g. {unknown[:5]}')
     return out

@@ -22,6 +22,7 @@ Options (``network_g``)::
     clip_image: {model: ViT-H-14, pretrained: pretrained/open_clip_pytorch_model.bin}   # or ~ (no image tokens)
     blur_encoder: {hidden: []}
     null_text: pretrained/null_text_vit_h14.safetensors   # or ~: zeros [1, 77, context_dim]
+    pretrained: ~   # or one file in our layout from scripts/convert_weights.py --out (instead of the three)
 """
 import os.path as osp
 
@@ -52,14 +53,20 @@ def load_null_text(path, tokens, dim):
     return emb
 
 
+def _sub_state(state, prefix):
+    return {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + '.')}
+
+
 @ARCH_REGISTRY.register()
 class VDDNet(nn.Module):
     """``forward(x_t [B, c, F, h, w], t [B], blur=None | concat=None, image_embedding=None) -> v [B, c, F, h, w]``."""
 
-    def __init__(self, unet, vae, blur_encoder=None, clip_image=None, null_text=None, text_tokens=77):
+    def __init__(self, unet, vae, blur_encoder=None, clip_image=None, null_text=None, text_tokens=77,
+                 pretrained=None):
         super().__init__()
+        converted = read_state_dict(pretrained) if pretrained else None
         unet = dict(unet)
-        pretrained = unet.pop('pretrained', None)
+        unet_file = unet.pop('pretrained', None)
         dropout = unet.pop('dropout', 0.1)
         self.concat_dim = unet.pop('concat_dim', 8)
         image_dim, num_tokens = unet.pop('image_dim', 1024), unet.pop('num_image_tokens', 4)
@@ -70,13 +77,19 @@ class VDDNet(nn.Module):
         latent = self.vae.latent_channels
         self.unet = build_unet(latent + self.concat_dim, latent, dropout=dropout, **unet)
         self.image_proj = ImageTokenProjection(image_dim, context_dim, num_tokens)
-        if pretrained:
-            self.load_tft2v(pretrained, unet.get('num_res_blocks', 2))
+        if unet_file:
+            self.load_tft2v(unet_file, unet.get('num_res_blocks', 2))
+        if converted is not None:  # before the blur encoder copies the VAE encoder
+            for part in ('vae.model', 'unet', 'image_proj') if hasattr(self.vae, 'model') else ('unet', 'image_proj'):
+                load_strict(self.get_submodule(part), _sub_state(converted, part), f'{pretrained} ({part}.*)')
         self.blur_encoder = BlurEncoder(self.vae.encoder_copy(), self.vae.encoder_channels, self.concat_dim,
                                         **(blur_encoder or {}))
         self.clip_image = CLIPImageEncoder(**clip_image) if clip_image else None
         if self.clip_image is not None and self.clip_image.embed_dim != image_dim:
             raise ValueError(f'clip_image embeds to {self.clip_image.embed_dim} dims but unet.image_dim is {image_dim}')
+        if converted is not None and self.clip_image is not None:
+            load_strict(self.clip_image.visual, _sub_state(converted, 'clip_image.visual'),
+                        f'{pretrained} (clip_image.*)')
         self.null_text_source = osp.basename(null_text) if null_text else 'zeros'
         self.register_buffer('null_text', load_null_text(null_text, text_tokens, context_dim), persistent=False)
 
