@@ -31,6 +31,7 @@ Options (beyond BasicSR's usual ``network_g``, ``path``, ``train``, ``val``, ``l
 
 Checkpoints: see :mod:`basicsr_vdd.models.stage_checkpoint` (only the parts training changed).
 """
+import os.path as osp
 import zlib
 from collections import OrderedDict
 from contextlib import nullcontext
@@ -41,6 +42,7 @@ from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models.base_model import BaseModel
 from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_vdd.video_windows import pad_to_multiple, run_windowed
@@ -139,19 +141,25 @@ class VDDModel(BaseModel):
         self.optimizer_g.zero_grad(set_to_none=True)
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype)
                     if self.autocast_dtype is not None else nullcontext())
-        with autocast:
-            v_pred = self.net_g(batch['x_t'], batch['t'], blur=blur if use_blur else None,
-                                image_embedding=batch['image_embedding'], image_keep=batch['image_keep'])
-        v_pred = v_pred.float()
-        losses = OrderedDict(l_v=self.cri_v(v_pred, batch['v']))
-        if self.cri_coherence is not None:
-            losses['l_coherence'] = self.cri_coherence(v_pred, batch['v'])
-        loss = sum(losses.values())
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(loss).backward()
-            self.grad_scaler.unscale_(self.optimizer_g)
-        else:
-            loss.backward()
+        # dropout draws from the global RNG: seed it from our generator for this step only, so that a
+        # resumed run repeats the same masks whatever else consumed global random numbers meanwhile
+        dropout_seed = int(torch.randint(0, 2 ** 62, (1,), generator=self.generator, device=self.device))
+        devices = [self.device] if self.device.type == 'cuda' else []
+        with torch.random.fork_rng(devices=devices, device_type=self.device.type):
+            torch.manual_seed(dropout_seed)
+            with autocast:
+                v_pred = self.net_g(batch['x_t'], batch['t'], blur=blur if use_blur else None,
+                                    image_embedding=batch['image_embedding'], image_keep=batch['image_keep'])
+            v_pred = v_pred.float()
+            losses = OrderedDict(l_v=self.cri_v(v_pred, batch['v']))
+            if self.cri_coherence is not None:
+                losses['l_coherence'] = self.cri_coherence(v_pred, batch['v'])
+            loss = sum(losses.values())
+            if self.grad_scaler is not None:
+                self.grad_scaler.scale(loss).backward()
+                self.grad_scaler.unscale_(self.optimizer_g)
+            else:
+                loss.backward()
         if self.opt['train'].get('grad_clip'):
             torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), self.opt['train']['grad_clip'])
         if self.grad_scaler is not None:
@@ -219,15 +227,9 @@ class VDDModel(BaseModel):
         return ckpt
 
     def save(self, epoch, current_iter):
-        import os.path as osp
-        from basicsr.utils.dist_util import master_only
-
-        @master_only
-        def write():
+        if get_dist_info()[0] == 0:
             label = 'latest' if current_iter == -1 else current_iter
             torch.save(self.checkpoint(), osp.join(self.opt['path']['models'], f'net_g_{label}.pth'))
-
-        write()
         self.save_training_state(epoch, current_iter)
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
@@ -242,10 +244,8 @@ class VDDModel(BaseModel):
         get_root_logger().info(f'Loaded {ckpt["parts"]} ({key}) from {load_path}')
 
     def save_training_state(self, epoch, current_iter):
-        """BasicSR's state plus the EMA shadows and the diffusion noise generator (exact resume)."""
-        from basicsr.utils.dist_util import get_dist_info
-        import os.path as osp
-
+        """BasicSR's state plus what an exact resume needs: the EMA shadows and the generator that
+        draws every random number of a training step (timesteps, noise, token dropout, dropout)."""
         if current_iter == -1 or get_dist_info()[0] != 0:
             return
         state = {'epoch': epoch, 'iter': current_iter,
@@ -258,8 +258,11 @@ class VDDModel(BaseModel):
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
-        if 'generator' in resume_state:
+        rank = get_dist_info()[0]
+        if rank == 0 and 'generator' in resume_state:
             self.generator.set_state(resume_state['generator'].cpu())
+        else:  # only rank 0's state is saved: other ranks draw fresh, distinct noise
+            self.generator.manual_seed(self.opt['manual_seed'] * 1000003 + rank + resume_state['iter'])
         if self.ema is not None and 'ema' in resume_state:
             self.ema.load_state_dict(resume_state['ema'])
 

@@ -1,0 +1,161 @@
+"""VDDModel: stages train exactly their parts, checkpoints hold what changed, pipeline, exact resume."""
+import copy
+import glob
+import json
+import math
+import re
+
+import pytest
+import torch
+
+import basicsr_vdd  # noqa: F401
+from basicsr_vdd.models.stage_checkpoint import read_checkpoint
+from basicsr_vdd.models.vdd_model import VDDModel
+from conftest import load_options, run_pipeline, write_options
+
+TINY_NET = dict(
+    unet=dict(dim=32, dim_mult=[1, 2], head_dim=8, num_res_blocks=1, attn_scales=[0.5], context_dim=32,
+              image_dim=32, dropout=0.1),
+    clip_image=dict(embed_dim=32, vision_cfg=dict(image_size=32, layers=1, width=32, head_width=16, patch_size=16)),
+    blur_encoder=dict(hidden=[16]))
+
+
+def tiny_options(stage, root, pretrain=None, **train):
+    """The demo stage option file with tiny widths: only YAML values differ from the demo."""
+    opt = load_options(f'options/demo/vdd_stage{stage}_synth.yml')
+    opt['network_g']['unet'].update(TINY_NET['unet'])
+    opt['network_g']['clip_image'].update(TINY_NET['clip_image'])
+    opt['network_g']['blur_encoder'] = TINY_NET['blur_encoder']
+    opt['network_g']['vae']['factor'] = 2
+    opt['path']['pretrain_network_g'] = pretrain
+    opt['train'].update(train)
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, root_path=str(root), auto_resume=False)
+    opt['path'].update(experiments_root=str(root), models=str(root), training_states=str(root), log=str(root),
+                       visualization=str(root / 'vis'))
+    opt['datasets']['train']['phase'] = 'train'
+    return opt
+
+
+def batch(seed=0, b=2, f=4, size=16):
+    g = torch.Generator().manual_seed(seed)
+    gt = torch.rand(b, f, 3, size, size, generator=g)
+    return {'lq': (gt + 0.1 * torch.randn(gt.shape, generator=g)).clamp(0, 1), 'gt': gt}
+
+
+def params_by_part(model):
+    return {name: copy.deepcopy(module.state_dict()) for name, module in model.bare.named_children()}
+
+
+def changed(before, after):
+    return {part for part in before if any(not torch.equal(before[part][k], after[part][k]) for k in before[part])}
+
+
+def train_steps(model, n, seed=0):
+    for i in range(n):
+        model.feed_data(batch(seed + i))
+        model.optimize_parameters(i + 1)
+
+
+def test_each_stage_changes_exactly_its_parts(tmp_path):
+    torch.manual_seed(0)
+    stage0 = VDDModel(tiny_options(0, tmp_path))
+    before = params_by_part(stage0)
+    train_steps(stage0, 2)
+    assert changed(before, params_by_part(stage0)) == {'unet', 'image_proj'}
+    stage0.save(0, -1)
+
+    stage1 = VDDModel(tiny_options(1, tmp_path, pretrain=str(tmp_path / 'net_g_latest.pth')))
+    opt_params = {id(p) for group in stage1.optimizer_g.param_groups for p in group['params']}
+    assert opt_params == {id(p) for p in stage1.bare.blur_encoder.parameters()}
+    assert all(not p.requires_grad for n, p in stage1.bare.named_parameters() if not n.startswith('blur_encoder.'))
+    before = params_by_part(stage1)
+    train_steps(stage1, 3)
+    assert changed(before, params_by_part(stage1)) == {'blur_encoder'}
+    assert not stage1.bare.unet.training and stage1.bare.blur_encoder.training  # frozen UNet: no dropout
+    stage1.save(0, -1)
+    ckpt = read_checkpoint(str(tmp_path / 'net_g_latest.pth'))
+    assert ckpt['parts'] == ['blur_encoder', 'unet', 'image_proj']  # trained now + loaded from stage 0
+    assert not any(k.startswith(('vae.', 'clip_image.')) for k in ckpt['params'])
+    assert ckpt['meta']['stage'] == 1 and ckpt['meta']['target'] == 'residual'
+    assert ckpt['meta']['residual_scale'] == stage0.diffusion.residual_scale
+
+    stage2 = VDDModel(tiny_options(2, tmp_path, pretrain=str(tmp_path / 'net_g_latest.pth')))
+    assert torch.equal(stage2.bare.blur_encoder.proj[-1].weight, stage1.bare.blur_encoder.proj[-1].weight)
+    before = params_by_part(stage2)
+    train_steps(stage2, 2)
+    assert changed(before, params_by_part(stage2)) == {'blur_encoder', 'unet', 'image_proj'}
+
+
+def test_checkpoints_of_another_network_are_refused_with_the_keys_named(tmp_path):
+    model = VDDModel(tiny_options(0, tmp_path))
+    model.save(0, 5)
+    opt = tiny_options(1, tmp_path, pretrain=str(tmp_path / 'net_g_5.pth'))
+    opt['network_g']['unet']['dim'] = 64
+    with pytest.raises(ValueError, match=r'(?s)net_g_5.pth: checkpoint does not match parts .*shape mismatch'):
+        VDDModel(opt)
+    torch.save({'params': {}}, tmp_path / 'foreign.pth')
+    with pytest.raises(ValueError, match='foreign.pth: not a VDD checkpoint'):
+        VDDModel(tiny_options(1, tmp_path, pretrain=str(tmp_path / 'foreign.pth')))
+
+
+def test_test_deblurs_a_whole_video_in_blended_windows(tmp_path):
+    opt = tiny_options(0, tmp_path)
+    opt['is_train'] = False
+    opt['diffusion']['residual_scale'] = 0.5
+    opt['sampling'] = dict(sampler='dpmpp_2m', steps=2, guidance_scale=2.0, window=4, overlap=2, seed=3)
+    model = VDDModel(opt)
+    lq = torch.rand(1, 7, 3, 20, 28)  # 7 frames (windows 0-4, 2-6, 3-7), size not a multiple of 8
+    model.feed_data({'lq': lq, 'folder': 'v'})
+    model.test()
+    first = model.output.clone()
+    assert first.shape == lq.shape and 0 <= first.min() and first.max() <= 1
+    model.test()
+    assert torch.equal(model.output, first)  # seeded per video and window
+
+
+def _losses(log_path):
+    with open(log_path) as f:
+        text = f.read()
+    return {int(m.group(1)): m.group(2) for m in re.finditer(r'iter:\s+(\d+),.*l_total: (\S+)', text)}
+
+
+def test_train_pipeline_with_validation_and_exact_resume(tmp_path, tiny_gopro):
+    root = tmp_path / 'root'
+    root.mkdir()
+    opt = load_options('options/demo/vdd_stage0_synth.yml')
+    opt['name'] = 'vdd_tiny'
+    opt['network_g']['unet'].update(TINY_NET['unet'])
+    opt['network_g']['clip_image'].update(TINY_NET['clip_image'])
+    opt['network_g']['vae']['factor'] = 2
+    train = opt['datasets']['train']
+    # no crop, no augmentation, one clip per batch: each iteration sees the same data whatever the order
+    train.update(dataroot=str(tiny_gopro / 'train'), gt_size=None, use_hflip=False, use_rot=False, use_reverse=False,
+                 num_frame=4, batch_size_per_gpu=1, num_worker_per_gpu=0, videos=['vid_a'], interval_list=[1])
+    train['num_frame'] = 7
+    opt['datasets']['val'] = dict(name='tiny_val', type='PairedVideoTestDataset', dataroot=str(tiny_gopro / 'test'),
+                                  mode='video', max_frames=4)
+    opt['sampling'] = dict(sampler='dpmpp_2m', steps=2, guidance_scale=1.5, window=4, overlap=1, seed=0)
+    opt['val'] = dict(val_freq=2, save_img=False,
+                      metrics={'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}})
+    opt['train'].update(total_iter=4)
+    opt['train']['scheduler']['periods'] = [6]
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=2)
+    run_pipeline('train', write_options(opt, tmp_path / 'a.yml'), root)
+    exp = root / 'experiments' / 'vdd_tiny'
+    with open(exp / 'metrics_tiny_val_2.json') as f:
+        assert math.isfinite(json.load(f)['metrics']['psnr']['per_video_mean'])
+    assert sorted(p.split('/')[-1] for p in glob.glob(str(exp / 'models' / '*'))) == [
+        'net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth']
+    ckpt = read_checkpoint(str(exp / 'models' / 'net_g_4.pth'))
+    assert ckpt['parts'] == ['unet', 'image_proj'] and 'params_ema' in ckpt
+    first = _losses(glob.glob(str(exp / 'train_vdd_tiny_*.log'))[0])
+
+    # the same run continued to iteration 6 from the state saved at 4, vs. an uninterrupted run to 6
+    opt['train']['total_iter'] = 6
+    run_pipeline('train', write_options(opt, tmp_path / 'b.yml'), root, extra_args=['--auto_resume'])
+    resumed = _losses(sorted(glob.glob(str(exp / 'train_vdd_tiny_*.log')))[-1])
+    opt['name'] = 'vdd_tiny_straight'
+    run_pipeline('train', write_options(opt, tmp_path / 'c.yml'), root)
+    straight = _losses(glob.glob(str(root / 'experiments' / 'vdd_tiny_straight' / 'train_*.log'))[0])
+    assert [first[i] for i in (1, 2, 3, 4)] == [straight[i] for i in (1, 2, 3, 4)]
+    assert set(resumed) == {5, 6} and resumed[5] == straight[5] and resumed[6] == straight[6]
