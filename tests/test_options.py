@@ -9,7 +9,9 @@ import basicsr_vdd  # noqa: F401  (registration)
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 from conftest import REPO
 
-OPTION_FILES = sorted(glob.glob(osp.join(REPO, 'options', '**', '*.yml'), recursive=True))
+METHODS_FILE = osp.join(REPO, 'options', 'demo', 'methods.yml')
+OPTION_FILES = sorted(p for p in glob.glob(osp.join(REPO, 'options', '**', '*.yml'), recursive=True)
+                      if p != METHODS_FILE)
 
 
 def test_there_are_option_files():
@@ -32,3 +34,12 @@ def test_option_file_names_registered_components(path):
             assert loss['type'] in LOSS_REGISTRY, loss['type']
     for metric in (opt.get('val') or {}).get('metrics', {}).values():
         assert metric['type'] in METRIC_REGISTRY, metric['type']
+
+
+def test_demo_methods_name_existing_train_and_test_files():
+    with open(METHODS_FILE) as f:
+        methods = yaml.safe_load(f)
+    assert set(methods) == {'EDVR', 'STFAN', 'SRN', 'VDD'}
+    for spec in methods.values():
+        for path in spec['train'] + [spec['test']]:
+            assert osp.join(REPO, path) in OPTION_FILES, path

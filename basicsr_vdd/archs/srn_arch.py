@@ -101,7 +101,10 @@ class SRNDeblurNet(nn.Module):
         outs[-1] = outs[-1][..., :h, :w]
         return outs
 
-    def forward(self, x):
+    def forward(self, x, all_scales=False):
+        """The finest estimate (``all_scales``: the list of :meth:`forward_scales`, for training)."""
+        if all_scales:
+            return self.forward_scales(x)
         if x.dim() == 5:
             b, t = x.shape[:2]
             return self.forward_scales(x.flatten(0, 1))[-1].view(b, t, *x.shape[2:])
