@@ -58,15 +58,13 @@ def error_maps(panels, gt, vmax=None, crop=160):
     Returns (RGB image, vmax). ``vmax`` defaults to the 99th percentile over all panels.
     """
     import matplotlib
-    matplotlib.use('Agg')
-    from matplotlib import cm
 
     top, left, size = crop_box(gt.shape, crop)
     errors = [(name, np.abs(img.astype(np.float32) - gt.astype(np.float32)).mean(2)[top:top + size, left:left + size])
               for name, img in panels]
     if vmax is None:
         vmax = max(float(np.percentile(np.concatenate([e.ravel() for _, e in errors]), 99)), 1.0)
-    colormap = cm.get_cmap('inferno')
+    colormap = matplotlib.colormaps['inferno']
     return _row([_label((colormap(np.clip(e / vmax, 0, 1))[:, :, :3] * 255).astype(np.uint8), f'{name} (0-{vmax:.0f})')
                  for name, e in errors]), vmax
 

@@ -92,16 +92,50 @@ def _cell(summary, name, key, fmt):
 def markdown_table(rows):
     """``rows``: list of (method, summary). Both averaging conventions are shown side by side."""
     header = ('| method | PSNR (videos) | PSNR (frames) | SSIM (videos) | SSIM (frames) | LPIPS (videos) '
-              '| LPIPS (frames) | s/frame |')
-    lines = [header, '|' + '---|' * 8]
+              '| LPIPS (frames) | parameters | s/frame |')
+    lines = [header, '|' + '---|' * 9]
     for method, summary in rows:
-        spf = summary.get('seconds_per_frame')
+        spf, params = summary.get('seconds_per_frame'), summary.get('parameters')
         lines.append('| ' + ' | '.join([
             method,
             _cell(summary, 'psnr', 'per_video_mean', '{:.2f}'), _cell(summary, 'psnr', 'all_frame_mean', '{:.2f}'),
             _cell(summary, 'ssim', 'per_video_mean', '{:.4f}'), _cell(summary, 'ssim', 'all_frame_mean', '{:.4f}'),
             _cell(summary, 'lpips', 'per_video_mean', '{:.4f}'), _cell(summary, 'lpips', 'all_frame_mean', '{:.4f}'),
+            '—' if not params else f'{params / 1e6:.2f} M',
             '—' if not spf else f'{spf:.3f}',
         ]) + ' |')
     notes = sorted({v['unavailable'] for _, s in rows for v in s['metrics'].values() if 'unavailable' in v})
     return '\n'.join(lines + [''] + [f'n/a: {n}' for n in notes])
+
+
+# Published RGB numbers (design notes, section 5): name the source of each.
+PUBLISHED = [
+    # method, dataset, PSNR, SSIM, LPIPS, source
+    ('STFAN', 'GoPro', 28.59, 0.86, 0.20, 'VDD paper, Table 1'),
+    ('SRN', 'GoPro', 30.61, 0.90, 0.16, 'VDD paper, Table 1'),
+    ('EDVR', 'GoPro', 31.54, 0.93, 0.10, 'VDD paper, Table 1'),
+    ('PVDNet', 'GoPro', 31.52, 0.92, 0.12, 'VDD paper, Table 1'),
+    ('Deblur-NeRF', 'GoPro', 31.89, 0.93, 0.10, 'VDD paper, Table 1'),
+    ('VDD', 'GoPro', 32.22, 0.95, 0.07, 'VDD paper, Table 1'),
+    ('STFAN', 'DVD', 31.24, 0.92, 0.11, 'VDD paper, Table 2'),
+    ('SRN', 'DVD', 30.53, 0.89, 0.14, 'VDD paper, Table 2'),
+    ('EDVR', 'DVD', 31.82, 0.92, None, 'VDD paper, Table 2 (LPIPS printed as "0.9")'),
+    ('PVDNet', 'DVD', 32.31, 0.93, None, 'VDD paper, Table 2 (LPIPS printed as "0.9")'),
+    ('Deblur-NeRF', 'DVD', 32.29, 0.92, None, 'VDD paper, Table 2 (LPIPS printed as "0.8")'),
+    ('VDD', 'DVD', 32.59, 0.93, 0.06, 'VDD paper, Table 2'),
+    ('RVRT', 'GoPro', 34.92, None, None, 'Liang et al., RVRT (NeurIPS 2022)'),
+    ('RVRT', 'DVD', 34.30, None, None, 'Liang et al., RVRT (NeurIPS 2022)'),
+    ('Shift-Net+', 'GoPro', 35.88, None, None, 'Li et al., Shift-Net (CVPR 2023)'),
+    ('DSTNet+L', 'GoPro', 35.71, None, None, 'Pan et al., DSTNet (2023)'),
+    ('DSTNet+L', 'DVD', 34.63, None, None, 'Pan et al., DSTNet (2023)'),
+]
+
+
+def published_table():
+    """Markdown table of the published numbers, each with its source (not measured here)."""
+    lines = ['| method | dataset | PSNR | SSIM | LPIPS | source |', '|---|---|---|---|---|---|']
+    for method, dataset, psnr, ssim, lpips_value, source in PUBLISHED:
+        cells = [method, dataset, f'{psnr:.2f}', '—' if ssim is None else f'{ssim:.2f}',
+                 '—' if lpips_value is None else f'{lpips_value:.2f}', source]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)

@@ -30,9 +30,13 @@ def build_lpips(alexnet_path=None, random_trunk=False):
 
     ``random_trunk=True`` keeps a randomly initialised AlexNet: only for tests of the plumbing.
     """
+    import warnings
+
     import lpips
 
-    net = lpips.LPIPS(net='alex', version='0.1', pretrained=True, pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():  # torchvision's deprecation notice for lpips' pretrained=False call
+        warnings.simplefilter('ignore', UserWarning)
+        net = lpips.LPIPS(net='alex', version='0.1', pretrained=True, pnet_rand=True, verbose=False)
     if random_trunk:
         return net.eval()
     path = alexnet_path or default_alexnet_path()

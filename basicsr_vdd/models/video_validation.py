@@ -123,7 +123,9 @@ def video_validation(self, dataloader, current_iter, tb_logger, save_img):
         return
     summary = summarize_video_metrics(
         {f: r.cpu() for f, r in results.items()}, {f: c.cpu() for f, c in counts.items()}, metric_names, unavailable)
-    summary.update(dataset=dataset_name, iter=current_iter,
+    bare = self.get_bare_model(self.net_g)
+    summary.update(dataset=dataset_name, iter=current_iter, model=type(bare).__name__,
+                   parameters=sum(p.numel() for p in bare.parameters()),
                    seconds_per_frame=(timing[0] / max(timing[1].item(), 1.0)).item(),
                    frames=int(sum(c.sum().item() for c in counts.values())), videos=len(results))
     for name in metric_names:

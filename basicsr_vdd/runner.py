@@ -1,0 +1,93 @@
+"""Run the demo methods through BasicSR's own scripts: train what has no checkpoint, test, find results.
+
+The methods are listed in ``options/demo/methods.yml`` (train option files in order, one test
+option file). Everything goes through ``basicsr_vdd/train.py`` / ``test.py`` in subprocesses
+from the repository root, exactly as a user would run them.
+"""
+import glob
+import os.path as osp
+import re
+import subprocess
+import sys
+import time
+
+import yaml
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
+METHODS_FILE = osp.join(ROOT, 'options', 'demo', 'methods.yml')
+
+
+def load_yaml(path):
+    with open(osp.join(ROOT, path)) as f:
+        return yaml.safe_load(f)
+
+
+def methods(names=None):
+    """``{name: {'train': [...], 'test': path}}`` from methods.yml, in file order (optionally filtered)."""
+    specs = load_yaml(METHODS_FILE)
+    unknown = set(names or ()) - set(specs)
+    if unknown:
+        raise ValueError(f'unknown methods {sorted(unknown)}; {METHODS_FILE} lists {list(specs)}')
+    return {k: v for k, v in specs.items() if names is None or k in names}
+
+
+def checkpoint_of(option_path):
+    return osp.join(ROOT, load_yaml(option_path)['path']['pretrain_network_g'])
+
+
+def results_dir_of(test_option_path):
+    return osp.join(ROOT, 'results', load_yaml(test_option_path)['name'])
+
+
+def run(kind, option_path, extra=()):
+    """Run BasicSR's ``train``/``test`` pipeline with our plugin; returns wall seconds; raises on failure."""
+    cmd = [sys.executable, osp.join('basicsr_vdd', f'{kind}.py'), '-opt', option_path, *extra]
+    print(f'\n$ {" ".join(cmd)}', flush=True)
+    start = time.time()
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    seconds = time.time() - start
+    print(f'--- {kind} {option_path}: {seconds / 60:.1f} min', flush=True)
+    return seconds
+
+
+def ensure_trained(spec, retrain=False):
+    """Train each stage whose checkpoint is missing (all of them with ``retrain``); returns seconds spent."""
+    spent = 0.0
+    for option_path in spec['train']:
+        opt = load_yaml(option_path)
+        latest = osp.join(ROOT, 'experiments', opt['name'], 'models', 'net_g_latest.pth')
+        if osp.isfile(latest) and not retrain:
+            print(f'{option_path}: trained ({osp.relpath(latest, ROOT)})')
+            continue
+        extra = ['--auto_resume'] if not retrain else []
+        spent += run('train', option_path, extra)
+    return spent
+
+
+def training_budget(spec):
+    """What each training stage of a method was given: iterations, batch, clip, crop, wall time (from its log)."""
+    stages = []
+    for option_path in spec['train']:
+        opt = load_yaml(option_path)
+        data = opt['datasets']['train']
+        logs = sorted(glob.glob(osp.join(ROOT, 'experiments', opt['name'], f'train_{opt["name"]}_*.log')))
+        seconds = None
+        for log in logs:  # the last run that finished; resumed runs add up
+            with open(log) as f:
+                match = re.search(r'Time consumed: (\d+):(\d\d):(\d\d)', f.read())
+            if match:
+                h, m, s = map(int, match.groups())
+                seconds = (seconds or 0) + 3600 * h + 60 * m + s
+        stages.append({'option': option_path, 'iterations': opt['train']['total_iter'],
+                       'batch': data['batch_size_per_gpu'], 'frames': data.get('num_frame'),
+                       'crop': data.get('gt_size'), 'seconds': seconds})
+    return stages
+
+
+def describe_budget(stages):
+    parts = []
+    for s in stages:
+        wall = f', {s["seconds"] / 60:.0f} min' if s['seconds'] is not None else ', time not logged'
+        parts.append(f'{osp.basename(s["option"])}: {s["iterations"]} it x {s["batch"]} clips of '
+                     f'{s["frames"]} x {s["crop"]}²{wall}')
+    return '; '.join(parts)
