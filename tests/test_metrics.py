@@ -1,0 +1,56 @@
+"""LPIPS plumbing: real weights or a clear 'unavailable', never a number from a random trunk by default."""
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+import basicsr_vdd  # noqa: F401
+from basicsr.metrics import calculate_metric
+from basicsr_vdd.metrics import lpips_metric
+from basicsr_vdd.metrics.lpips_metric import ALEXNET_FILE, MetricUnavailableError, build_lpips
+from basicsr_vdd.report import input_summary
+from conftest import write_paired_videos
+
+
+@pytest.fixture
+def empty_torch_home(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    monkeypatch.setattr(lpips_metric, '_CACHE', {})
+    return tmp_path / 'torch_home'
+
+
+def _images(seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (32, 40, 3)).astype(np.uint8)
+
+
+def test_without_alexnet_weights_lpips_is_unavailable_with_the_instruction(empty_torch_home):
+    with pytest.raises(MetricUnavailableError) as err:
+        calculate_metric({'img': _images(0), 'img2': _images(1)}, {'type': 'calculate_lpips'})
+    assert ALEXNET_FILE in str(err.value) and str(empty_torch_home / 'hub' / 'checkpoints') in str(err.value)
+
+
+def test_input_summary_reports_lpips_unavailable_not_a_number(empty_torch_home, tmp_path):
+    root = write_paired_videos(str(tmp_path / 'data'), ['v'], 3, size=(32, 32))
+    summary = input_summary(root)
+    assert 'unavailable' in summary['metrics']['lpips'] and 'per_video_mean' not in summary['metrics']['lpips']
+    assert summary['metrics']['psnr']['per_video_mean'] > 0
+
+
+def test_lpips_with_a_weights_file_in_torchvision_layout(empty_torch_home, tmp_path):
+    # a randomly initialised AlexNet saved in torchvision's layout stands in for the ImageNet file (tests only)
+    torch.manual_seed(0)
+    path = tmp_path / ALEXNET_FILE
+    torch.save(torchvision.models.alexnet().state_dict(), path)
+    a, b = _images(0), _images(1)
+    opt = {'type': 'calculate_lpips', 'alexnet_path': str(path)}
+    same = calculate_metric({'img': a, 'img2': a}, opt)
+    diff = calculate_metric({'img': a, 'img2': b}, opt)
+    assert same == pytest.approx(0.0, abs=1e-6) and diff > 1e-3
+    # the trunk really is the file's: the same computation by hand with lpips' own module
+    net = build_lpips(str(path))
+    trunk = torchvision.models.alexnet()
+    trunk.load_state_dict(torch.load(path, weights_only=True))
+    torch.testing.assert_close(net.net.slice1[0].weight, trunk.features[0].weight)
+    random_trunk = build_lpips(random_trunk=True)
+    assert not torch.equal(random_trunk.net.slice1[0].weight, trunk.features[0].weight)
