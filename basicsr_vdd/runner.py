@@ -39,19 +39,30 @@ def results_dir_of(test_option_path):
     return osp.join(ROOT, 'results', load_yaml(test_option_path)['name'])
 
 
-def run(kind, option_path, extra=()):
-    """Run BasicSR's ``train``/``test`` pipeline with our plugin; returns wall seconds; raises on failure."""
-    cmd = [sys.executable, osp.join('basicsr_vdd', f'{kind}.py'), '-opt', option_path, *extra]
+def run_script(args):
+    """Run ``python <args>`` from the repository root, streaming its output; returns wall seconds."""
+    cmd = [sys.executable, *args]
     print(f'\n$ {" ".join(cmd)}', flush=True)
     start = time.time()
     subprocess.run(cmd, cwd=ROOT, check=True)
     seconds = time.time() - start
-    print(f'--- {kind} {option_path}: {seconds / 60:.1f} min', flush=True)
+    print(f'--- {" ".join(args[:3])}: {seconds / 60:.1f} min', flush=True)
     return seconds
 
 
+def run(kind, option_path, extra=()):
+    """Run BasicSR's ``train``/``test`` pipeline with our plugin; returns wall seconds; raises on failure."""
+    return run_script([osp.join('basicsr_vdd', f'{kind}.py'), '-opt', option_path, *extra])
+
+
+def trained_checkpoint(spec):
+    """The latest checkpoint of a method's last training stage (under experiments/)."""
+    return osp.join(ROOT, 'experiments', load_yaml(spec['train'][-1])['name'], 'models', 'net_g_latest.pth')
+
+
 def ensure_trained(spec, retrain=False):
-    """Train each stage whose checkpoint is missing (all of them with ``retrain``); returns seconds spent."""
+    """Train each stage whose checkpoint is missing (all of them with ``retrain``: BasicSR archives an
+    existing experiment folder as ``<name>_archived_<time>``); returns seconds spent."""
     spent = 0.0
     for option_path in spec['train']:
         opt = load_yaml(option_path)
@@ -59,8 +70,7 @@ def ensure_trained(spec, retrain=False):
         if osp.isfile(latest) and not retrain:
             print(f'{option_path}: trained ({osp.relpath(latest, ROOT)})')
             continue
-        extra = ['--auto_resume'] if not retrain else []
-        spent += run('train', option_path, extra)
+        spent += run('train', option_path, [] if retrain else ['--auto_resume'])
     return spent
 
 
