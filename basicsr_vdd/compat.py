@@ -12,6 +12,8 @@
   replaced by :func:`basicsr_vdd.models.video_validation.video_validation`, which keeps its
   behaviour (per-video means, then the mean over videos) on any device and also reports the
   mean over all frames.
+* ``PerceptualLoss(criterion='l2')`` calls the non-existent ``torch.nn.L2loss``; it gets ``MSELoss``
+  (STFAN's perceptual term is an MSE of VGG19 features).
 * ``BaseModel.get_optimizer`` knows only ``Adam``; the paper trains with AdamW. Any
   ``torch.optim`` optimizer can now be named in ``optim_g: type:``.
 """
@@ -85,6 +87,22 @@ def get_optimizer(self, optim_type, params, lr, **kwargs):
     return cls(params, lr, **kwargs)
 
 
+def _patch_perceptual_l2():
+    from basicsr.losses.basic_loss import PerceptualLoss
+
+    original_init = PerceptualLoss.__init__
+    if getattr(original_init, '_vdd_patched', False):
+        return
+
+    def __init__(self, *args, criterion='l1', **kwargs):
+        original_init(self, *args, criterion='l1' if criterion == 'l2' else criterion, **kwargs)
+        if criterion == 'l2':
+            self.criterion_type, self.criterion = 'l2', torch.nn.MSELoss()
+
+    __init__._vdd_patched = True
+    PerceptualLoss.__init__ = __init__
+
+
 def apply():
     """Patch BasicSR for current torch/torchvision and CPU. Safe to call more than once."""
     global _APPLIED
@@ -99,5 +117,6 @@ def apply():
     basicsr.train.load_resume_state = load_resume_state
     video_base_model.VideoBaseModel.dist_validation = video_validation
     BaseModel.get_optimizer = get_optimizer
+    _patch_perceptual_l2()
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     _APPLIED = True
