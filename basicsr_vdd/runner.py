@@ -101,3 +101,19 @@ def describe_budget(stages):
         parts.append(f'{osp.basename(s["option"])}: {s["iterations"]} it x {s["batch"]} clips of '
                      f'{s["frames"]} x {s["crop"]}²{wall}')
     return '; '.join(parts)
+
+
+def export_half(src, dst):
+    """Copy a checkpoint with its float32 tensors stored as float16 (demo checkpoints are committed)."""
+    import torch
+
+    from basicsr_vdd.compat import safe_torch_load
+
+    def half(value):
+        if isinstance(value, dict):
+            return {k: half(v) for k, v in value.items()}
+        if torch.is_tensor(value) and value.dtype == torch.float32:
+            return value.half()
+        return value
+
+    torch.save(half(safe_torch_load(src)), dst)
