@@ -138,3 +138,21 @@ def test_real_sd21_vae_keys_map_one_to_one_onto_the_full_config():
     ours = vae.model.state_dict()
     assert len(converted) == len(real) == len(ours) == 248
     assert {k: tuple(v.shape) for k, v in converted.items()} == {k: tuple(v.shape) for k, v in ours.items()}
+
+
+def test_paper_config_builds_the_real_sizes_on_the_meta_device():
+    from basicsr_vdd.weights import _without_pretrained
+    from conftest import load_options
+
+    net_opt = load_options('options/vdd_stage1.yml')['network_g']
+    net_opt.pop('type')
+    with torch.device('meta'):
+        net = VDDNet(**_without_pretrained(net_opt))
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(net.unet) + count(net.image_proj) == 1_416_504_900
+    real = _real_shapes('t2v')
+    assert count(net.unet) == sum(torch.Size(s).numel() for k, s in real.items() if not k.startswith('pre_image'))
+    vae_real = _real_shapes('autoencoder_first_stage_model')
+    assert count(net.vae) == sum(torch.Size(s).numel() for s in vae_real.values())
+    assert count(net.blur_encoder.encoder) == count(net.vae.model.encoder) + count(net.vae.model.quant_conv)
+    assert net.clip_image.embed_dim == 1024 and net.size_multiple == 64
