@@ -7,13 +7,27 @@ probability ``p_uncond``. Sampling: DDIM / DPM-Solver++ / UniPC with classifier-
 (uncond = image tokens zeroed, blur latents kept), optionally starting from the noised blur.
 Videos are ``[B, C, F, H, W]`` in [-1, 1].
 """
+import zlib
+
 import torch
 
 from basicsr_vdd.diffusion.guidance import guided
 from basicsr_vdd.diffusion.samplers import make_scheduler, sample, start_index_for, timesteps
 from basicsr_vdd.diffusion.schedule import NoiseSchedule, offset_noise
+from basicsr_vdd.video_windows import pad_to_multiple, run_windowed
 
 TARGETS = ('sharp', 'residual')
+SAMPLER_OPTIONS = ('sampler', 'steps', 'eta', 'guidance_scale', 'guidance_batched', 'strength')
+
+
+def to_model_video(frames):
+    """``[B, N, C, H, W]`` in [0, 1] -> ``[B, C, N, H, W]`` in [-1, 1]."""
+    return frames.permute(0, 2, 1, 3, 4) * 2 - 1
+
+
+def from_model_video(video):
+    """``[B, C, N, H, W]`` in [-1, 1] -> ``[B, N, C, H, W]`` in [0, 1] (clamped)."""
+    return ((video.permute(0, 2, 1, 3, 4) + 1) / 2).clamp(0, 1)
 
 
 class VDDDiffusion:
@@ -94,3 +108,23 @@ class VDDDiffusion:
         fn = guided(model, cond, uncond, guidance_scale, guidance_batched)
         x0 = sample(fn, x_T, scheduler, steps=steps, eta=eta, generator=generator, start_index=start)
         return self.decode_target(net, x0, z_blur)
+
+    @torch.no_grad()
+    def deblur_video(self, net, lq, sampling, name=''):
+        """Deblur a whole video ``lq`` ``[B, N, C, H, W]`` in [0, 1] -> ``[B, N, C, H, W]`` in [0, 1].
+
+        Frames are padded to the network's size multiple; temporal windows of ``sampling['window']``
+        frames overlapping by ``sampling['overlap']`` are sampled independently (each with its own
+        generator seeded from ``sampling['seed']``, ``name`` and the window start, so results do not
+        depend on the order or on the process) and blended.
+        """
+        video, (h, w) = pad_to_multiple(to_model_video(lq), net.size_multiple)
+        seed = int(sampling.get('seed', 0))
+        options = {k: sampling[k] for k in SAMPLER_OPTIONS if k in sampling}
+
+        def deblur_window(clip, start, end):
+            generator = torch.Generator(lq.device).manual_seed(seed ^ zlib.crc32(f'{name}:{start}'.encode()))
+            return self.sample(net, clip, generator, **options)
+
+        out = run_windowed(deblur_window, video, int(sampling.get('window', 16)), int(sampling.get('overlap', 4)))
+        return from_model_video(out[..., :h, :w])

@@ -32,7 +32,6 @@ Options (beyond BasicSR's usual ``network_g``, ``path``, ``train``, ``val``, ``l
 Checkpoints: see :mod:`basicsr_vdd.models.stage_checkpoint` (only the parts training changed).
 """
 import os.path as osp
-import zlib
 from collections import OrderedDict
 from contextlib import nullcontext
 
@@ -45,8 +44,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from basicsr_vdd.video_windows import pad_to_multiple, run_windowed
-from basicsr_vdd.vdd_diffusion import VDDDiffusion
+from basicsr_vdd.vdd_diffusion import VDDDiffusion, to_model_video
 from .ema import ParameterEMA
 from .stage_checkpoint import load_part_state_dict, part_state_dict, read_checkpoint
 
@@ -180,25 +178,12 @@ class VDDModel(BaseModel):
         if self.ema is not None:
             self.ema.swap(self.bare)
         try:
-            self.output = self.deblur_video(self.lq, self.folder)
+            self.output = self.diffusion.deblur_video(self.bare, self.lq, self.sampling, self.folder)
         finally:
             if self.ema is not None:
                 self.ema.swap(self.bare)
             if self.is_train:
                 self._set_modes(training=True)
-
-    def deblur_video(self, lq, name=''):
-        """``lq`` ``[B, N, C, H, W]`` in [0, 1] -> deblurred ``[B, N, C, H, W]`` in [0, 1]."""
-        s = self.sampling
-        video, (h, w) = pad_to_multiple(to_model_video(lq), self.bare.size_multiple)
-        seed = int(s.get('seed', 0))
-
-        def deblur_window(clip, start, end):
-            generator = torch.Generator(self.device).manual_seed(seed ^ zlib.crc32(f'{name}:{start}'.encode()))
-            return self.diffusion.sample(self.bare, clip, generator, **sampler_options(s))
-
-        out = run_windowed(deblur_window, video, int(s.get('window', 16)), int(s.get('overlap', 4)))
-        return from_model_video(out[..., :h, :w])
 
     def get_current_visuals(self):
         out = OrderedDict(lq=self.lq.detach().cpu(), result=self.output.detach().cpu())
@@ -265,18 +250,3 @@ class VDDModel(BaseModel):
             self.generator.manual_seed(self.opt['manual_seed'] * 1000003 + rank + resume_state['iter'])
         if self.ema is not None and 'ema' in resume_state:
             self.ema.load_state_dict(resume_state['ema'])
-
-
-def to_model_video(frames):
-    """``[B, N, C, H, W]`` in [0, 1] -> ``[B, C, N, H, W]`` in [-1, 1]."""
-    return frames.permute(0, 2, 1, 3, 4) * 2 - 1
-
-
-def from_model_video(video):
-    """``[B, C, N, H, W]`` in [-1, 1] -> ``[B, N, C, H, W]`` in [0, 1] (clamped)."""
-    return ((video.permute(0, 2, 1, 3, 4) + 1) / 2).clamp(0, 1)
-
-
-def sampler_options(sampling):
-    keys = ('sampler', 'steps', 'eta', 'guidance_scale', 'guidance_batched', 'strength')
-    return {k: sampling[k] for k in keys if k in sampling}
