@@ -33,13 +33,16 @@ class KLAutoencoder(nn.Module):
     """SD 2.1 KL autoencoder (f8, 4 latent channels); ``encode`` returns the scaled posterior mean."""
 
     def __init__(self, ch=128, ch_mult=(1, 2, 4, 4), num_res_blocks=2, z_channels=4, scale_factor=0.18215,
-                 pretrained=None, chunk_frames=8, tiling=False, sample_posterior=False):
+                 pretrained=None, chunk_frames=8, tiling=False, tile_size=512, sample_posterior=False):
+        """``tiling``: encode/decode frames larger than ``tile_size`` pixels in overlapping tiles of that
+        size (diffusers' tiling, 25 % overlap, blended), bounding memory on large frames."""
         super().__init__()
         blocks = tuple(ch * m for m in ch_mult)
         self.model = AutoencoderKL(
             in_channels=3, out_channels=3, latent_channels=z_channels, block_out_channels=blocks,
             layers_per_block=num_res_blocks, down_block_types=('DownEncoderBlock2D',) * len(blocks),
-            up_block_types=('UpDecoderBlock2D',) * len(blocks), norm_num_groups=32, scaling_factor=scale_factor)
+            up_block_types=('UpDecoderBlock2D',) * len(blocks), norm_num_groups=32, scaling_factor=scale_factor,
+            sample_size=tile_size)  # diffusers uses sample_size only as the tile size
         self.scale_factor, self.chunk_frames, self.sample_posterior = scale_factor, chunk_frames, sample_posterior
         self.latent_channels, self.downscale, self.encoder_channels = z_channels, 2 ** (len(blocks) - 1), 2 * z_channels
         if tiling:
