@@ -45,16 +45,21 @@ def collect_demo_results(args):
     """``[(name, result dir, budget text or None)]`` for the demo methods, testing (and training) as asked."""
     out = []
     for name, spec in runner.methods(args.methods).items():
-        checkpoint = runner.checkpoint_of(spec['test'])
-        if not osp.isfile(checkpoint):
+        checkpoint, extra = runner.checkpoint_of(spec['test']), []
+        trained_here = not osp.isfile(checkpoint)
+        if trained_here:
             if not args.train_missing:
                 print(f'{name}: no checkpoint {osp.relpath(checkpoint, ROOT)}; skipped (use --train-missing)')
                 continue
             runner.ensure_trained(spec)
+            extra = ['--force_yml', f'path:pretrain_network_g={runner.trained_checkpoint(spec)}']
         results = runner.results_dir_of(spec['test'])
         if not (args.skip_test and osp.isdir(results)):
-            runner.run('test', spec['test'])
-        out.append((name, results, runner.describe_budget(runner.training_budget(spec))))
+            runner.run('test', spec['test'], extra)
+        budget = runner.describe_budget(runner.training_budget(spec))
+        if not trained_here and spec.get('budget'):
+            budget = f'{spec["budget"]} (committed checkpoint `{osp.relpath(checkpoint, ROOT)}`)'
+        out.append((name, results, budget))
     return out
 
 

@@ -42,6 +42,8 @@ def run_method(name, spec, from_scratch):
     elif not osp.isfile(checkpoint):
         print(f'{name}: no checkpoint {osp.relpath(checkpoint, ROOT)}; not shown (train it or use --from-scratch)')
         return None
+    elif spec.get('budget'):
+        note = f'{name}: `{osp.relpath(checkpoint, ROOT)}`, trained with {spec["budget"]}.'
     runner.run('test', spec['test'], extra)
     return latest_summary(runner.results_dir_of(spec['test'])), note
 
@@ -62,7 +64,8 @@ def main():
     table = markdown_table(rows)
     lines = ['# Demo: video deblurring on SynthGoPro (test split)', '', table, '',
              '(videos) = mean of per-video means (BasicSR convention); (frames) = mean over all frames. '
-             'RGB, uint8-rounded, no border crop. s/frame: test time on this machine.', ''] + notes
+             'RGB, uint8-rounded, no border crop. s/frame: test time on this machine.', '']
+    lines += [f'- {n}' for n in notes] + ([''] if notes else [])
     lines.append(f'Demo wall time: {(time.time() - start) / 60:.1f} min.')
     report = '\n'.join(lines) + '\n'
     os.makedirs(osp.join(ROOT, 'results', 'demo'), exist_ok=True)

@@ -1,0 +1,79 @@
+"""Quality and speed of VDD's sampler settings on a test split: one BasicSR test run per setting.
+
+Each setting is the test option file with ``sampling:`` keys overridden (``--force_yml``), run
+through ``basicsr_vdd/test.py``; the table (PSNR/SSIM mean over videos and over frames, seconds
+per frame) goes to stdout and to ``--out`` (markdown).
+
+    python scripts/bench_vdd_sampling.py -opt options/demo/test_vdd_synth.yml \
+        --setting sampler=dpmpp_2m,steps=10 --setting sampler=ddim,steps=50,guidance_scale=2 \
+        --out docs/vdd_sampling_synth.md
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import time
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
+sys.path.insert(0, ROOT)
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+
+from basicsr_vdd import runner  # noqa: E402
+from basicsr_vdd.report import DEFAULT_METRICS, input_summary, latest_summary  # noqa: E402
+
+KEYS = ('sampler', 'steps', 'eta', 'guidance_scale', 'strength', 'window', 'overlap', 'seed')
+
+
+def parse_setting(text):
+    """``'sampler=ddim,steps=50'`` -> ``[('sampler', 'ddim'), ('steps', '50')]`` (keys checked)."""
+    pairs = [item.split('=', 1) for item in text.split(',') if item]
+    bad = [p[0] for p in pairs if len(p) != 2 or p[0] not in KEYS]
+    if bad:
+        raise SystemExit(f'--setting {text!r}: unknown or malformed keys {bad}; use key=value with keys {KEYS}')
+    return pairs
+
+
+def run_setting(option, pairs, tag):
+    name = f'bench_{runner.load_yaml(option)["name"]}_{tag}'
+    extra = ['--force_yml', f'name={name}', 'val:save_img=false'] + [f'sampling:{k}={v}' for k, v in pairs]
+    runner.run('test', option, extra)
+    return latest_summary(osp.join(ROOT, 'results', name))
+
+
+def row(label, summary):
+    m = summary['metrics']
+    cells = [f'{m[k]["per_video_mean"]:.2f} / {m[k]["all_frame_mean"]:.2f}' if k == 'psnr'
+             else f'{m[k]["per_video_mean"]:.4f} / {m[k]["all_frame_mean"]:.4f}' for k in ('psnr', 'ssim')]
+    spf = summary.get('seconds_per_frame')
+    return f'| {label} | {" | ".join(cells)} | {spf:.2f} |' if spf is not None else f'| {label} | {" | ".join(cells)} | |'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('-opt', required=True, help='a VDD test option file')
+    parser.add_argument('--setting', action='append', required=True, help='key=value[,key=value...] of sampling:')
+    parser.add_argument('--out', help='write the markdown table here')
+    args = parser.parse_args()
+    settings = [parse_setting(s) for s in args.setting]
+    data = runner.load_yaml(args.opt)['datasets']['test']
+    blurry = input_summary(osp.join(ROOT, data['dataroot']), data['lq_folder'], data['gt_folder'],
+                           metrics={k: DEFAULT_METRICS[k] for k in ('psnr', 'ssim')}, videos=data.get('videos'))
+    lines = ['| setting | PSNR (videos / frames) | SSIM (videos / frames) | s/frame |', '|---|---|---|---|',
+             row('blurry input', blurry)]
+    start = time.time()
+    for i, pairs in enumerate(settings):
+        lines.append(row(', '.join(f'{k}={v}' for k, v in pairs), run_setting(args.opt, pairs, i)))
+        print('\n'.join(lines), flush=True)
+    table = '\n'.join(lines)
+    header = (f'Sampler settings of `{args.opt}` on `{data["dataroot"]}` (checkpoint '
+              f'`{runner.load_yaml(args.opt)["path"]["pretrain_network_g"]}`), '
+              f'{len(settings)} runs in {(time.time() - start) / 60:.1f} min on this machine.\n\n')
+    print('\n' + header + table)
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            f.write(header + table + '\n')
+
+
+if __name__ == '__main__':
+    main()
