@@ -17,7 +17,7 @@ from basicsr_vdd.diffusion.schedule import NoiseSchedule, offset_noise
 from basicsr_vdd.video_windows import pad_to_multiple, run_windowed
 
 TARGETS = ('sharp', 'residual')
-SAMPLER_OPTIONS = ('sampler', 'steps', 'eta', 'guidance_scale', 'guidance_batched', 'strength')
+SAMPLER_OPTIONS = ('sampler', 'steps', 'eta', 'guidance_scale', 'guidance_batched', 'strength', 'spacing')
 
 
 def to_model_video(frames):
@@ -85,7 +85,7 @@ class VDDDiffusion:
     # --------------------------------------------------------------- sampling
     @torch.no_grad()
     def sample(self, net, blur, generator, sampler='ddim', steps=50, eta=0.0, guidance_scale=1.0,
-               guidance_batched=True, strength=1.0):
+               guidance_batched=True, strength=1.0, spacing='leading'):
         """Deblur one window: ``blur`` ``[B, 3, F, H, W]`` in [-1, 1] -> ``[B, 3, F, H, W]``."""
         if self.target == 'residual' and self.residual_scale is None:
             raise ValueError('target residual needs residual_scale: load a trained checkpoint or set a number')
@@ -98,7 +98,7 @@ class VDDDiffusion:
         def model(x, t, c):
             return net(x, t, concat=c['concat'], image_embedding=c['image_embedding'], image_keep=c['image_keep'])
 
-        scheduler = make_scheduler(sampler, **self.schedule_args)
+        scheduler = make_scheduler(sampler, spacing=spacing, **self.schedule_args)
         start = start_index_for(strength, steps)
         x_T = torch.randn(z_blur.shape, generator=generator, device=blur.device, dtype=z_blur.dtype)
         if start > 0:  # SDEdit-style: noise the blur's own estimate (zero residual / the blur latent)

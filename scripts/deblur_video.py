@@ -34,6 +34,7 @@ def main(argv=None):
                        ('strength', float)):
         parser.add_argument(f'--{name}', type=kind)
     parser.add_argument('--sampler', choices=['ddim', 'dpmpp_2m', 'unipc'])
+    parser.add_argument('--spacing', choices=['leading', 'trailing'])
     args = parser.parse_args(argv)
     if len(args.input) != len(args.output):
         parser.error('give one --output per --input')
@@ -43,7 +44,8 @@ def main(argv=None):
                           else args.device)
     net, diffusion, sampling = load_vdd(args.opt, args.checkpoint, device)
     overrides = {'window': args.window, 'overlap': args.overlap, 'steps': args.steps, 'seed': args.seed,
-                 'guidance_scale': args.guidance, 'sampler': args.sampler, 'strength': args.strength}
+                 'guidance_scale': args.guidance, 'sampler': args.sampler, 'strength': args.strength,
+                 'spacing': args.spacing}
     sampling.update({k: v for k, v in overrides.items() if v is not None})
     for src, dst in list(zip(args.input, args.output))[rank::world]:
         frames, fps = read_video(src)

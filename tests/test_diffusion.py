@@ -101,13 +101,21 @@ def _oracle(schedule, x0):
     return model
 
 
-@pytest.mark.parametrize('sampler, steps', [('ddim', 50), ('ddim', 10), ('dpmpp_2m', 10), ('unipc', 8)])
-def test_samplers_with_an_oracle_denoiser_return_x0(sampler, steps):
+@pytest.mark.parametrize('sampler, steps, spacing', [
+    ('ddim', 50, 'leading'), ('ddim', 10, 'leading'), ('dpmpp_2m', 10, 'leading'), ('unipc', 8, 'leading'),
+    ('ddim', 1, 'trailing'), ('ddim', 10, 'trailing'), ('dpmpp_2m', 10, 'trailing'), ('unipc', 8, 'trailing')])
+def test_samplers_with_an_oracle_denoiser_return_x0(sampler, steps, spacing):
     schedule = NoiseSchedule.linear_sd()
     x0 = torch.randn(2, 4, 3, 4, 4, generator=torch.Generator().manual_seed(1))
     x_T = torch.randn(x0.shape, generator=torch.Generator().manual_seed(2))
-    out = sample(_oracle(schedule, x0), x_T, make_scheduler(sampler), steps=steps)
+    seen = []
+    out = sample(_oracle(schedule, x0), x_T, make_scheduler(sampler, spacing=spacing), steps=steps,
+                 callback=lambda i, t, x: seen.append(int(t)))
     torch.testing.assert_close(out, x0, rtol=0, atol=1e-4)
+    assert seen == timesteps(make_scheduler(sampler, spacing=spacing), steps).tolist() and len(seen) == steps
+    assert (seen[0] == 999) == (spacing == 'trailing')
+    with pytest.raises(ValueError, match='spacing'):
+        make_scheduler(sampler, spacing='linspace')
 
 
 def test_start_from_a_noised_estimate_skips_steps():

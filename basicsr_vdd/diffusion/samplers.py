@@ -11,27 +11,40 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistep
 from .schedule import NoiseSchedule
 
 SAMPLERS = ('ddim', 'dpmpp_2m', 'unipc')
+SPACINGS = ('leading', 'trailing')
 
 
-def make_scheduler(sampler='ddim', num_timesteps=1000, beta_start=0.00085, beta_end=0.012, zero_terminal_snr=True):
+def make_scheduler(sampler='ddim', num_timesteps=1000, beta_start=0.00085, beta_end=0.012, zero_terminal_snr=True,
+                   spacing='leading'):
     """A diffusers scheduler with TF-T2V's schedule (scaled-linear betas, zero terminal SNR, v-prediction).
+
+    ``spacing``: ``leading`` is TF-T2V's (50 steps: 981, 961, ..., 1; 10 steps start at 901);
+    ``trailing`` starts every run at T - 1 = 999, where zero terminal SNR makes the input pure noise
+    (Lin et al. 2024, "Common diffusion noise schedules and sample steps are flawed"); with one
+    step it returns the network's clean estimate from pure noise, its conditional mean.
 
     Its ``alphas_cumprod`` are replaced by our float64 table: diffusers keeps them in float32, and
     ``sqrt(1 - alphas_cumprod)`` at small t then loses ~1e-5 relative precision (measured against
     VGen's numbers); with float64 coefficients the clean prediction matches VGen exactly.
     """
     table = NoiseSchedule.linear_sd(num_timesteps, beta_start, beta_end, zero_terminal_snr).alphas_cumprod
-    scheduler = _make_diffusers_scheduler(sampler, num_timesteps, beta_start, beta_end, zero_terminal_snr)
+    if spacing not in SPACINGS:
+        raise ValueError(f'spacing must be one of {SPACINGS}, got {spacing!r}')
+    scheduler = _make_diffusers_scheduler(sampler, num_timesteps, beta_start, beta_end, zero_terminal_snr, spacing)
+    if not isinstance(scheduler, DDIMScheduler):  # their sigma = sqrt((1 - ac) / ac) must stay finite at
+        table = table.clone()                        # zero SNR: the same 2**-24 floor as diffusers
+        table[-1] = table[-1].clamp(min=2 ** -24)
     scheduler.alphas_cumprod = table
     if isinstance(scheduler, DDIMScheduler):
         scheduler.final_alpha_cumprod = table[0]  # set_alpha_to_one=False: the last step lands on ac[0]
     return scheduler
 
 
-def _make_diffusers_scheduler(sampler, num_timesteps, beta_start, beta_end, zero_terminal_snr):
+def _make_diffusers_scheduler(sampler, num_timesteps, beta_start, beta_end, zero_terminal_snr, spacing):
     common = dict(num_train_timesteps=num_timesteps, beta_start=beta_start, beta_end=beta_end,
                   beta_schedule='scaled_linear', rescale_betas_zero_snr=zero_terminal_snr,
-                  prediction_type='v_prediction', timestep_spacing='leading', steps_offset=1)
+                  prediction_type='v_prediction', timestep_spacing=spacing,
+                  steps_offset=1 if spacing == 'leading' else 0)
     if sampler == 'ddim':
         return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=False)
     if sampler == 'dpmpp_2m':
