@@ -33,9 +33,10 @@ def parse_setting(text):
     return pairs
 
 
-def run_setting(option, pairs, tag):
+def run_setting(option, pairs, tag, checkpoint=None):
     name = f'bench_{runner.load_yaml(option)["name"]}_{tag}'
     extra = ['--force_yml', f'name={name}', 'val:save_img=false'] + [f'sampling:{k}={v}' for k, v in pairs]
+    extra += [f'path:pretrain_network_g={checkpoint}'] if checkpoint else []
     runner.run('test', option, extra)
     return latest_summary(osp.join(ROOT, 'results', name))
 
@@ -52,6 +53,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('-opt', required=True, help='a VDD test option file')
     parser.add_argument('--setting', action='append', required=True, help='key=value[,key=value...] of sampling:')
+    parser.add_argument('--checkpoint', help='test this checkpoint instead of the option file\'s')
     parser.add_argument('--out', help='write the markdown table here')
     args = parser.parse_args()
     settings = [parse_setting(s) for s in args.setting]
@@ -62,11 +64,11 @@ def main():
              row('blurry input', blurry)]
     start = time.time()
     for i, pairs in enumerate(settings):
-        lines.append(row(', '.join(f'{k}={v}' for k, v in pairs), run_setting(args.opt, pairs, i)))
+        lines.append(row(', '.join(f'{k}={v}' for k, v in pairs), run_setting(args.opt, pairs, i, args.checkpoint)))
         print('\n'.join(lines), flush=True)
     table = '\n'.join(lines)
-    header = (f'Sampler settings of `{args.opt}` on `{data["dataroot"]}` (checkpoint '
-              f'`{runner.load_yaml(args.opt)["path"]["pretrain_network_g"]}`), '
+    checkpoint = args.checkpoint or runner.load_yaml(args.opt)['path']['pretrain_network_g']
+    header = (f'Sampler settings of `{args.opt}` on `{data["dataroot"]}` (checkpoint `{checkpoint}`), '
               f'{len(settings)} runs in {(time.time() - start) / 60:.1f} min on this machine.\n\n')
     print('\n' + header + table)
     if args.out:
