@@ -114,17 +114,26 @@ class VDDDiffusion:
         """Deblur a whole video ``lq`` ``[B, N, C, H, W]`` in [0, 1] -> ``[B, N, C, H, W]`` in [0, 1].
 
         Frames are padded to the network's size multiple; temporal windows of ``sampling['window']``
-        frames overlapping by ``sampling['overlap']`` are sampled independently (each with its own
-        generator seeded from ``sampling['seed']``, ``name`` and the window start, so results do not
-        depend on the order or on the process) and blended.
+        frames overlapping by ``sampling['overlap']`` (and, with ``sampling['tile']`` > 0, spatial
+        tiles of that many pixels overlapping by ``sampling['tile_overlap']``) are sampled
+        independently, each with its own generator seeded from ``sampling['seed']``, ``name`` and
+        the window's offset (results do not depend on the order or on the process), and blended.
         """
-        video, (h, w) = pad_to_multiple(to_model_video(lq), net.size_multiple)
+        multiple = net.size_multiple
+        tile, tile_overlap = int(sampling.get('tile') or 0), int(sampling.get('tile_overlap') or 0)
+        if tile % multiple or tile_overlap % multiple:
+            raise ValueError(f'sampling: tile ({tile}) and tile_overlap ({tile_overlap}) must be multiples of '
+                             f'{multiple} pixels for this network')
+        video, (h, w) = pad_to_multiple(to_model_video(lq), multiple)
         seed = int(sampling.get('seed', 0))
         options = {k: sampling[k] for k in SAMPLER_OPTIONS if k in sampling}
+        whole_frame = not tile or (video.shape[-2] <= tile and video.shape[-1] <= tile)
 
-        def deblur_window(clip, start, end):
-            generator = torch.Generator(lq.device).manual_seed(seed ^ zlib.crc32(f'{name}:{start}'.encode()))
+        def deblur_window(clip, offset):
+            key = f'{name}:{offset[0]}' if whole_frame else f'{name}:{offset[0]}:{offset[1]}:{offset[2]}'
+            generator = torch.Generator(lq.device).manual_seed(seed ^ zlib.crc32(key.encode()))
             return self.sample(net, clip, generator, **options)
 
-        out = run_windowed(deblur_window, video, int(sampling.get('window', 16)), int(sampling.get('overlap', 4)))
+        out = run_windowed(deblur_window, video, int(sampling.get('window', 16)), int(sampling.get('overlap', 4)),
+                           tile, tile_overlap)
         return from_model_video(out[..., :h, :w])

@@ -1,4 +1,4 @@
-"""Any length, any size: temporal windows with blended overlaps and padding to a size multiple.
+"""Any length, any size: temporal windows and spatial tiles with blended overlaps, padding to a size multiple.
 
 Plain torch; used by the VDD model's validation/test and by ``scripts/deblur_video.py``.
 """
@@ -39,25 +39,36 @@ def window_weights(start, end, num_frames, overlap, dtype=torch.float32):
     return w
 
 
-def run_windowed(fn, video, size, overlap):
-    """Apply ``fn`` to temporal windows of ``video`` ``[B, C, N, H, W]`` and blend the overlaps.
+def run_windowed(fn, video, size, overlap, tile=0, tile_overlap=0):
+    """Apply ``fn`` to windows of ``video`` ``[B, C, N, H, W]`` and blend the overlaps.
 
-    ``fn(clip, start, end)`` takes ``[B, C, end - start, H, W]`` and returns a tensor of the same
-    frame count (channels and spatial size may differ from the input's). Blending is a weighted
-    mean with :func:`window_weights`, accumulated on the output's device in float32.
+    Windows are ``size`` frames overlapping by ``overlap`` (:func:`temporal_windows`) and, when
+    ``tile`` > 0, spatial tiles of ``tile`` x ``tile`` pixels overlapping by ``tile_overlap``
+    (the same placement along H and W; a side not larger than ``tile`` is one tile).
+    ``fn(clip, (t0, y0, x0))`` takes ``[B, C, f, h, w]`` at that offset and returns
+    ``[B, C', f, h, w]``. Blending is a weighted mean with the product of the per-axis
+    :func:`window_weights`, accumulated on the output's device in float32.
     """
-    num_frames = video.shape[2]
-    out, total = None, torch.zeros(num_frames)
-    for start, end in temporal_windows(num_frames, size, overlap):
-        clip = fn(video[:, :, start:end], start, end)
-        if clip.shape[2] != end - start:
-            raise ValueError(f'window [{start}, {end}) returned {clip.shape[2]} frames')
-        w = window_weights(start, end, num_frames, overlap)
-        if out is None:
-            out = clip.new_zeros(clip.shape[:2] + (num_frames,) + clip.shape[3:], dtype=torch.float32)
-        out[:, :, start:end] += clip.float() * w.to(clip.device).view(1, 1, -1, 1, 1)
-        total[start:end] += w
-    return out / total.to(out.device).view(1, 1, -1, 1, 1)
+    n, h, w = video.shape[2:]
+    spans_t = temporal_windows(n, size, overlap)
+    spans_y = temporal_windows(h, tile, tile_overlap) if tile else [(0, h)]
+    spans_x = temporal_windows(w, tile, tile_overlap) if tile else [(0, w)]
+    out, total = None, torch.zeros(n, h, w)
+    for t0, t1 in spans_t:
+        for y0, y1 in spans_y:
+            for x0, x1 in spans_x:
+                clip = fn(video[:, :, t0:t1, y0:y1, x0:x1], (t0, y0, x0))
+                if clip.shape[2:] != (t1 - t0, y1 - y0, x1 - x0):
+                    raise ValueError(f'window at {(t0, y0, x0)} of {(t1 - t0, y1 - y0, x1 - x0)} returned '
+                                     f'{tuple(clip.shape[2:])}')
+                weight = (window_weights(t0, t1, n, overlap).view(-1, 1, 1)
+                          * window_weights(y0, y1, h, tile_overlap if tile else 0).view(1, -1, 1)
+                          * window_weights(x0, x1, w, tile_overlap if tile else 0).view(1, 1, -1))
+                if out is None:
+                    out = clip.new_zeros(clip.shape[:2] + (n, h, w), dtype=torch.float32)
+                out[:, :, t0:t1, y0:y1, x0:x1] += clip.float() * weight.to(clip.device)
+                total[t0:t1, y0:y1, x0:x1] += weight
+    return out / total.to(out.device)
 
 
 def pad_to_multiple(x, multiple, mode='reflect'):

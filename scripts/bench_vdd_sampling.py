@@ -21,7 +21,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from basicsr_vdd import runner  # noqa: E402
 from basicsr_vdd.report import DEFAULT_METRICS, input_summary, latest_summary  # noqa: E402
 
-KEYS = ('sampler', 'steps', 'spacing', 'eta', 'guidance_scale', 'strength', 'window', 'overlap', 'seed')
+KEYS = ('sampler', 'steps', 'spacing', 'eta', 'guidance_scale', 'strength', 'window', 'overlap', 'tile', 'tile_overlap', 'seed')
 
 
 def parse_setting(text):

@@ -31,7 +31,7 @@ def main(argv=None):
     parser.add_argument('--checkpoint', help='stage checkpoint (default: path: pretrain_network_g of the option file)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     for name, kind in (('window', int), ('overlap', int), ('steps', int), ('guidance', float), ('seed', int),
-                       ('strength', float)):
+                       ('strength', float), ('tile', int), ('tile_overlap', int)):
         parser.add_argument(f'--{name}', type=kind)
     parser.add_argument('--sampler', choices=['ddim', 'dpmpp_2m', 'unipc'])
     parser.add_argument('--spacing', choices=['leading', 'trailing'])
@@ -45,7 +45,7 @@ def main(argv=None):
     net, diffusion, sampling = load_vdd(args.opt, args.checkpoint, device)
     overrides = {'window': args.window, 'overlap': args.overlap, 'steps': args.steps, 'seed': args.seed,
                  'guidance_scale': args.guidance, 'sampler': args.sampler, 'strength': args.strength,
-                 'spacing': args.spacing}
+                 'spacing': args.spacing, 'tile': args.tile, 'tile_overlap': args.tile_overlap}
     sampling.update({k: v for k, v in overrides.items() if v is not None})
     for src, dst in list(zip(args.input, args.output))[rank::world]:
         frames, fps = read_video(src)

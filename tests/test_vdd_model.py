@@ -111,6 +111,13 @@ def test_test_deblurs_a_whole_video_in_blended_windows(tmp_path):
     assert first.shape == lq.shape and 0 <= first.min() and first.max() <= 1
     model.test()
     assert torch.equal(model.output, first)  # seeded per video and window
+    # spatial tiles of 16 pixels overlapping by 8: same contract, other seeds per tile
+    model.sampling.update(tile=16, tile_overlap=8)
+    model.test()
+    assert model.output.shape == lq.shape and not torch.equal(model.output, first)
+    model.sampling['tile'] = 10
+    with pytest.raises(ValueError, match='tile .10. and tile_overlap .8. must be multiples of'):
+        model.test()
 
 
 def _losses(log_path):

@@ -9,7 +9,8 @@ Options (beyond BasicSR's usual ``network_g``, ``path``, ``train``, ``val``, ``l
       residual_scale: auto | float # auto: std of the first training batch's residual, kept in checkpoints
       p_uncond: 0.1                # CLIP image tokens dropped for classifier-free guidance
     sampling:
-      sampler: ddim | dpmpp_2m
+      sampler: ddim | dpmpp_2m | unipc
+      spacing: leading | trailing  # leading: TF-T2V's timesteps; trailing: start at T - 1 (pure noise)
       steps: 50
       eta: 0.0
       guidance_scale: 1.0
@@ -17,6 +18,8 @@ Options (beyond BasicSR's usual ``network_g``, ``path``, ``train``, ``val``, ``l
       strength: 1.0                # < 1: start from the noised blur (target residual: zero residual)
       window: 16                   # frames per temporal window
       overlap: 4                   # frames shared by consecutive windows (blended)
+      tile: 0                      # > 0: spatial tiles of this many pixels (multiple of the network's)
+      tile_overlap: 0              # pixels shared by neighbouring tiles (blended)
       seed: 0
     train:
       stage: 0 | 1 | 2             # 0: video prior (UNet only, no blur path; demo stand-in for TF-T2V)
