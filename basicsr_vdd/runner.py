@@ -103,8 +103,9 @@ def describe_budget(stages):
     return '; '.join(parts)
 
 
-def export_half(src, dst):
-    """Copy a checkpoint with its float32 tensors stored as float16 (demo checkpoints are committed)."""
+def export_half(src, dst, drop=()):
+    """Copy a checkpoint with its float32 tensors stored as float16 (demo checkpoints are committed),
+    without the top-level entries ``drop`` (e.g. ``params`` when the test loads ``params_ema``)."""
     import torch
 
     from basicsr_vdd.compat import safe_torch_load
@@ -116,4 +117,8 @@ def export_half(src, dst):
             return value.half()
         return value
 
-    torch.save(half(safe_torch_load(src)), dst)
+    state = safe_torch_load(src)
+    missing = [k for k in drop if k not in state]
+    if missing:
+        raise KeyError(f'{src}: no {missing} to drop; it has {sorted(state)}')
+    torch.save(half({k: v for k, v in state.items() if k not in drop}), dst)

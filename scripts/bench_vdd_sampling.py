@@ -13,6 +13,7 @@ import os
 import os.path as osp
 import sys
 import time
+import zlib
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 sys.path.insert(0, ROOT)
@@ -21,7 +22,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from basicsr_vdd import runner  # noqa: E402
 from basicsr_vdd.report import DEFAULT_METRICS, input_summary, latest_summary  # noqa: E402
 
-KEYS = ('sampler', 'steps', 'spacing', 'eta', 'guidance_scale', 'strength', 'window', 'overlap', 'tile', 'tile_overlap', 'seed')
+KEYS = ('sampler', 'steps', 'spacing', 'eta', 'guidance_scale', 'strength', 'window', 'overlap', 'tile',
+        'tile_overlap', 'seed')
 
 
 def parse_setting(text):
@@ -46,7 +48,7 @@ def row(label, summary):
     cells = [f'{m[k]["per_video_mean"]:.2f} / {m[k]["all_frame_mean"]:.2f}' if k == 'psnr'
              else f'{m[k]["per_video_mean"]:.4f} / {m[k]["all_frame_mean"]:.4f}' for k in ('psnr', 'ssim')]
     spf = summary.get('seconds_per_frame')
-    return f'| {label} | {" | ".join(cells)} | {spf:.2f} |' if spf is not None else f'| {label} | {" | ".join(cells)} | |'
+    return f'| {label} | {" | ".join(cells)} | {"" if spf is None else f"{spf:.2f}"} |'
 
 
 def main():
@@ -63,8 +65,9 @@ def main():
     lines = ['| setting | PSNR (videos / frames) | SSIM (videos / frames) | s/frame |', '|---|---|---|---|',
              row('blurry input', blurry)]
     start = time.time()
-    for i, pairs in enumerate(settings):
-        lines.append(row(', '.join(f'{k}={v}' for k, v in pairs), run_setting(args.opt, pairs, i, args.checkpoint)))
+    for text, pairs in zip(args.setting, settings):
+        summary = run_setting(args.opt, pairs, f'{zlib.crc32(text.encode()):08x}', args.checkpoint)
+        lines.append(row(', '.join(f'{k}={v}' for k, v in pairs), summary))
         print('\n'.join(lines), flush=True)
     table = '\n'.join(lines)
     checkpoint = args.checkpoint or runner.load_yaml(args.opt)['path']['pretrain_network_g']

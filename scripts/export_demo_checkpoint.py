@@ -2,7 +2,10 @@
 
     python scripts/export_demo_checkpoint.py experiments/demo_EDVR_SynthGoPro/models/net_g_latest.pth \
         demo_checkpoints/edvr_synth.pth
+    python scripts/export_demo_checkpoint.py --ema-only experiments/demo_VDD_stage2_SynthGoPro/models/net_g_latest.pth \
+        demo_checkpoints/vdd_synth.pth   # keep params_ema (what the test loads), drop the raw params
 """
+import argparse
 import os.path as osp
 import sys
 
@@ -11,7 +14,10 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 from basicsr_vdd.runner import export_half  # noqa: E402
 
 if __name__ == '__main__':
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    export_half(sys.argv[1], sys.argv[2])
-    print(f'wrote {sys.argv[2]}')
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('src')
+    parser.add_argument('dst')
+    parser.add_argument('--ema-only', action='store_true', help="drop 'params', keep 'params_ema'")
+    args = parser.parse_args()
+    export_half(args.src, args.dst, drop=('params',) if args.ema_only else ())
+    print(f'wrote {args.dst}')
