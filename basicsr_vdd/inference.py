@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from basicsr_vdd.data.video_io import VideoDataError, list_frames, read_frame
-from basicsr_vdd.models.stage_checkpoint import load_part_state_dict, read_checkpoint
+from basicsr_vdd.models.stage_checkpoint import checkpoint_state, load_part_state_dict, read_checkpoint
 from basicsr_vdd.vdd_diffusion import VDDDiffusion
 
 VIDEO_EXTENSIONS = ('.mp4', '.mkv', '.avi', '.mov', '.mpg', '.mpeg', '.webm')
@@ -32,9 +32,7 @@ def load_vdd(option_file, checkpoint=None, device='cpu', param_key=None):
     if path:
         ckpt = read_checkpoint(path)
         key = param_key or opt['path'].get('param_key_g', 'params')
-        state = dict(ckpt['params'])
-        state.update(ckpt.get(key, {}))
-        load_part_state_dict(net, state, ckpt['parts'], path)
+        load_part_state_dict(net, checkpoint_state(ckpt, key), ckpt['parts'], path)
         diffusion.load_meta(ckpt.get('meta', {}), source=path)
     return net.to(device).eval(), diffusion, dict(opt.get('sampling', {}))
 

@@ -50,7 +50,15 @@ def read_checkpoint(path):
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # unpickling refused or corrupt file
         raise ValueError(f'{path}: not a readable weights-only checkpoint ({type(err).__name__}: {err})') from err
-    if not isinstance(ckpt, dict) or 'params' not in ckpt or 'parts' not in ckpt:
+    if not isinstance(ckpt, dict) or not {'params', 'params_ema'} & set(ckpt) or 'parts' not in ckpt:
         keys = sorted(ckpt)[:5] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f'{path}: not a VDD checkpoint (expected keys params, parts; found {keys})')
+        raise ValueError(f'{path}: not a VDD checkpoint (expected keys params or params_ema, and parts; found {keys})')
     return ckpt
+
+
+def checkpoint_state(ckpt, param_key='params'):
+    """The tensors to load: ``params`` updated with ``param_key`` (``params_ema`` holds the trained
+    tensors only; buffers come from ``params``), or whichever of the two the file has."""
+    state = dict(ckpt.get('params', {}))
+    state.update(ckpt.get(param_key, {}))
+    return state

@@ -49,7 +49,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_vdd.vdd_diffusion import VDDDiffusion, to_model_video
 from .ema import ParameterEMA
-from .stage_checkpoint import load_part_state_dict, part_state_dict, read_checkpoint
+from .stage_checkpoint import checkpoint_state, load_part_state_dict, part_state_dict, read_checkpoint
 
 STAGE_PARTS = {0: ('unet', 'image_proj'), 1: ('blur_encoder',), 2: ('blur_encoder', 'unet', 'image_proj')}
 TRAINABLE_PARTS = ('blur_encoder', 'unet', 'image_proj')
@@ -224,9 +224,7 @@ class VDDModel(BaseModel):
         """Load a VDD stage checkpoint (the parts it lists) into ``net``; see stage_checkpoint."""
         ckpt = read_checkpoint(load_path)
         key = param_key if param_key in ckpt else 'params'
-        state = dict(ckpt['params'])
-        state.update(ckpt.get(key, {}))  # params_ema covers trained tensors; buffers come from params
-        load_part_state_dict(self.get_bare_model(net), state, ckpt['parts'], load_path)
+        load_part_state_dict(self.get_bare_model(net), checkpoint_state(ckpt, key), ckpt['parts'], load_path)
         self.loaded_parts = tuple(ckpt['parts'])
         self.diffusion.load_meta(ckpt.get('meta', {}), source=load_path)
         get_root_logger().info(f'Loaded {ckpt["parts"]} ({key}) from {load_path}')
