@@ -98,6 +98,24 @@ def test_checkpoints_of_another_network_are_refused_with_the_keys_named(tmp_path
         VDDModel(tiny_options(1, tmp_path, pretrain=str(tmp_path / 'foreign.pth')))
 
 
+def test_exported_ema_only_half_checkpoint_loads_its_ema_weights(tmp_path):
+    from basicsr_vdd.runner import export_half
+
+    model = VDDModel(tiny_options(0, tmp_path))
+    train_steps(model, 2)
+    model.save(0, 2)
+    export_half(str(tmp_path / 'net_g_2.pth'), str(tmp_path / 'demo.pth'), drop=('params',))
+    ckpt = torch.load(tmp_path / 'demo.pth', weights_only=True)
+    assert 'params' not in ckpt and ckpt['parts'] == ['unet', 'image_proj']
+    opt = tiny_options(0, tmp_path, pretrain=str(tmp_path / 'demo.pth'))
+    opt['path']['param_key_g'] = 'params_ema'
+    loaded = VDDModel(opt).bare.state_dict()
+    for key, value in ckpt['params_ema'].items():
+        assert value.dtype == torch.float16 and torch.equal(loaded[key], value.float()), key
+    with pytest.raises(KeyError, match='demo.pth: no'):
+        export_half(str(tmp_path / 'demo.pth'), str(tmp_path / 'again.pth'), drop=('params',))
+
+
 def test_test_deblurs_a_whole_video_in_blended_windows(tmp_path):
     opt = tiny_options(0, tmp_path)
     opt['is_train'] = False
