@@ -97,21 +97,23 @@ def _block_layer(prefix, sub, rest, slot):
     raise KeyError(sub)
 
 
+# single modules of TF-T2V's UNet and their diffusers names
+_RENAMED_PREFIXES = {
+    'time_embed.0.': 'time_embedding.linear_1.', 'time_embed.2.': 'time_embedding.linear_2.',
+    'out.0.': 'conv_norm_out.', 'out.2.': 'conv_out.',
+    'input_blocks.0.0.': 'conv_in.', 'input_blocks.0.1.': 'transformer_in.',
+}
+
+
 def _vgen_key_to_diffusers(key, num_res_blocks, num_levels):
     """A TF-T2V UNet key -> (part, key), part in {'unet', 'image_proj'}."""
     per_level = num_res_blocks + 1
     if key.startswith('pre_image_condition.'):
         index, tail = key[len('pre_image_condition.'):].split('.', 1)
         return 'image_proj', f'net.{index}.{tail}'
-    m = re.match(r'time_embed\.(0|2)\.(.*)', key)
-    if m:
-        return 'unet', f'time_embedding.linear_{1 if m.group(1) == "0" else 2}.{m.group(2)}'
-    m = re.match(r'out\.(0|2)\.(.*)', key)
-    if m:
-        return 'unet', f'{"conv_norm_out" if m.group(1) == "0" else "conv_out"}.{m.group(2)}'
-    m = re.match(r'input_blocks\.0\.(0|1)\.(.*)', key)
-    if m:
-        return 'unet', f'{"conv_in" if m.group(1) == "0" else "transformer_in"}.{m.group(2)}'
+    for vgen, ours in _RENAMED_PREFIXES.items():
+        if key.startswith(vgen):
+            return 'unet', ours + key[len(vgen):]
     m = re.match(r'input_blocks\.(\d+)\.(.*)', key)
     if m:
         k = int(m.group(1)) - 1
