@@ -55,6 +55,15 @@ def run(kind, option_path, extra=()):
     return run_script([osp.join('basicsr_vdd', f'{kind}.py'), '-opt', option_path, *extra])
 
 
+def committed_budget(spec):
+    """How the committed checkpoint a method's test loads was trained (``budget`` in methods.yml),
+    or None when there is no such text or no such file."""
+    checkpoint = checkpoint_of(spec['test'])
+    if not spec.get('budget') or not osp.isfile(checkpoint):
+        return None
+    return f'{spec["budget"]} (committed checkpoint `{osp.relpath(checkpoint, ROOT)}`)'
+
+
 def trained_checkpoint(spec):
     """The latest checkpoint of a method's last training stage (under experiments/)."""
     return osp.join(ROOT, 'experiments', load_yaml(spec['train'][-1])['name'], 'models', 'net_g_latest.pth')

@@ -62,8 +62,8 @@ def run_windowed(fn, video, size, overlap, tile=0, tile_overlap=0):
                     raise ValueError(f'window at {(t0, y0, x0)} of {(t1 - t0, y1 - y0, x1 - x0)} returned '
                                      f'{tuple(clip.shape[2:])}')
                 weight = (window_weights(t0, t1, n, overlap).view(-1, 1, 1)
-                          * window_weights(y0, y1, h, tile_overlap if tile else 0).view(1, -1, 1)
-                          * window_weights(x0, x1, w, tile_overlap if tile else 0).view(1, 1, -1))
+                          * window_weights(y0, y1, h, tile_overlap).view(1, -1, 1)
+                          * window_weights(x0, x1, w, tile_overlap).view(1, 1, -1))
                 if out is None:
                     out = clip.new_zeros(clip.shape[:2] + (n, h, w), dtype=torch.float32)
                 out[:, :, t0:t1, y0:y1, x0:x1] += clip.float() * weight.to(clip.device)

@@ -21,9 +21,9 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from basicsr_vdd import runner  # noqa: E402
 from basicsr_vdd.report import DEFAULT_METRICS, input_summary, latest_summary  # noqa: E402
+from basicsr_vdd.vdd_diffusion import SAMPLER_OPTIONS  # noqa: E402
 
-KEYS = ('sampler', 'steps', 'spacing', 'eta', 'guidance_scale', 'strength', 'window', 'overlap', 'tile',
-        'tile_overlap', 'seed')
+KEYS = SAMPLER_OPTIONS + ('window', 'overlap', 'tile', 'tile_overlap', 'seed')
 
 
 def parse_setting(text):

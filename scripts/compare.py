@@ -56,9 +56,8 @@ def collect_demo_results(args):
         results = runner.results_dir_of(spec['test'])
         if not (args.skip_test and osp.isdir(results)):
             runner.run('test', spec['test'], extra)
-        budget = runner.describe_budget(runner.training_budget(spec))
-        if not trained_here and spec.get('budget'):
-            budget = f'{spec["budget"]} (committed checkpoint `{osp.relpath(checkpoint, ROOT)}`)'
+        budget = (None if trained_here else runner.committed_budget(spec)) \
+            or runner.describe_budget(runner.training_budget(spec))
         out.append((name, results, budget))
     return out
 

@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
+from basicsr_vdd.diffusion.samplers import SAMPLERS, SPACINGS  # noqa: E402
 from basicsr_vdd.inference import load_vdd, read_video, write_video  # noqa: E402
 
 
@@ -33,8 +34,8 @@ def main(argv=None):
     for name, kind in (('window', int), ('overlap', int), ('steps', int), ('guidance', float), ('seed', int),
                        ('strength', float), ('tile', int), ('tile_overlap', int)):
         parser.add_argument(f'--{name}', type=kind)
-    parser.add_argument('--sampler', choices=['ddim', 'dpmpp_2m', 'unipc'])
-    parser.add_argument('--spacing', choices=['leading', 'trailing'])
+    parser.add_argument('--sampler', choices=SAMPLERS)
+    parser.add_argument('--spacing', choices=SPACINGS)
     args = parser.parse_args(argv)
     if len(args.input) != len(args.output):
         parser.error('give one --output per --input')

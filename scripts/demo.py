@@ -42,8 +42,9 @@ def run_method(name, spec, from_scratch):
     elif not osp.isfile(checkpoint):
         print(f'{name}: no checkpoint {osp.relpath(checkpoint, ROOT)}; not shown (train it or use --from-scratch)')
         return None
-    elif spec.get('budget'):
-        note = f'{name}: `{osp.relpath(checkpoint, ROOT)}`, trained with {spec["budget"]}.'
+    else:
+        budget = runner.committed_budget(spec)
+        note = f'{name}: {budget}.' if budget else ''
     runner.run('test', spec['test'], extra)
     return latest_summary(runner.results_dir_of(spec['test'])), note
 

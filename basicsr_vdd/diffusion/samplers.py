@@ -31,12 +31,12 @@ def make_scheduler(sampler='ddim', num_timesteps=1000, beta_start=0.00085, beta_
     if spacing not in SPACINGS:
         raise ValueError(f'spacing must be one of {SPACINGS}, got {spacing!r}')
     scheduler = _make_diffusers_scheduler(sampler, num_timesteps, beta_start, beta_end, zero_terminal_snr, spacing)
-    if not isinstance(scheduler, DDIMScheduler):  # their sigma = sqrt((1 - ac) / ac) must stay finite at
-        table = table.clone()                        # zero SNR: the same 2**-24 floor as diffusers
-        table[-1] = table[-1].clamp(min=2 ** -24)
-    scheduler.alphas_cumprod = table
     if isinstance(scheduler, DDIMScheduler):
         scheduler.final_alpha_cumprod = table[0]  # set_alpha_to_one=False: the last step lands on ac[0]
+    else:  # their sigma = sqrt((1 - ac) / ac) must stay finite at zero SNR: the same 2**-24 floor as diffusers
+        table = table.clone()
+        table[-1] = table[-1].clamp(min=2 ** -24)
+    scheduler.alphas_cumprod = table
     return scheduler
 
 
