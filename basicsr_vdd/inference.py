@@ -31,8 +31,8 @@ def load_vdd(option_file, checkpoint=None, device='cpu', param_key=None):
     diffusion = VDDDiffusion(**opt.get('diffusion', {}))
     if path:
         ckpt = read_checkpoint(path)
-        key = param_key or opt['path'].get('param_key_g', 'params')
-        load_part_state_dict(net, checkpoint_state(ckpt, key), ckpt['parts'], path)
+        state, _ = checkpoint_state(ckpt, param_key or opt['path'].get('param_key_g', 'params'))
+        load_part_state_dict(net, state, ckpt['parts'], path)
         diffusion.load_meta(ckpt.get('meta', {}), source=path)
     return net.to(device).eval(), diffusion, dict(opt.get('sampling', {}))
 

@@ -112,6 +112,9 @@ def test_exported_ema_only_half_checkpoint_loads_its_ema_weights(tmp_path):
     loaded = VDDModel(opt).bare.state_dict()
     for key, value in ckpt['params_ema'].items():
         assert value.dtype == torch.float16 and torch.equal(loaded[key], value.float()), key
+    # with the default param_key (params), a file without params loads the params_ema it has
+    default = VDDModel(tiny_options(0, tmp_path, pretrain=str(tmp_path / 'demo.pth'))).bare.state_dict()
+    assert all(torch.equal(default[key], value.float()) for key, value in ckpt['params_ema'].items())
     with pytest.raises(KeyError, match='demo.pth: no'):
         export_half(str(tmp_path / 'demo.pth'), str(tmp_path / 'again.pth'), drop=('params',))
 

@@ -57,8 +57,10 @@ def read_checkpoint(path):
 
 
 def checkpoint_state(ckpt, param_key='params'):
-    """The tensors to load: ``params`` updated with ``param_key`` (``params_ema`` holds the trained
-    tensors only; buffers come from ``params``), or whichever of the two the file has."""
+    """``(state, key)``: the tensors to load, ``params`` updated with ``key`` (``params_ema`` holds
+    the trained tensors only; buffers come from ``params``). ``key`` is ``param_key`` when the file
+    has it, else whichever of ``params`` / ``params_ema`` it has (:func:`read_checkpoint` ensures one)."""
+    key = param_key if param_key in ckpt else next(k for k in ('params', 'params_ema') if k in ckpt)
     state = dict(ckpt.get('params', {}))
-    state.update(ckpt.get(param_key, {}))
-    return state
+    state.update(ckpt[key])
+    return state, key

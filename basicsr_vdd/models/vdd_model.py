@@ -223,8 +223,8 @@ class VDDModel(BaseModel):
     def load_network(self, net, load_path, strict=True, param_key='params'):
         """Load a VDD stage checkpoint (the parts it lists) into ``net``; see stage_checkpoint."""
         ckpt = read_checkpoint(load_path)
-        key = param_key if param_key in ckpt else 'params'
-        load_part_state_dict(self.get_bare_model(net), checkpoint_state(ckpt, key), ckpt['parts'], load_path)
+        state, key = checkpoint_state(ckpt, param_key)
+        load_part_state_dict(self.get_bare_model(net), state, ckpt['parts'], load_path)
         self.loaded_parts = tuple(ckpt['parts'])
         self.diffusion.load_meta(ckpt.get('meta', {}), source=load_path)
         get_root_logger().info(f'Loaded {ckpt["parts"]} ({key}) from {load_path}')
