@@ -1,7 +1,7 @@
 """The paper's conditional video diffusion around a :class:`~basicsr_vdd.archs.vdd_arch.VDDNet` (plain torch).
 
 Training: ``z0 = vae.encode(sharp)`` (or the scaled residual ``(z_sharp - z_blur) / s``),
-``t ~ U{0..T-1}``, ``x_t = q_sample(z0, t, noise + offset)``, target ``v``; the blur path enters
+``t ~ U{0..T-1}`` (or logit-normal), ``x_t = q_sample(z0, t, noise + offset)``, target ``v``; the blur path enters
 through the concat slot, the central frame's CLIP embedding through 4 tokens dropped with
 probability ``p_uncond``. Sampling: DDIM / DPM-Solver++ / UniPC with classifier-free guidance
 (uncond = image tokens zeroed, blur latents kept), optionally starting from the noised blur.
@@ -13,7 +13,7 @@ import torch
 
 from basicsr_vdd.diffusion.guidance import guided
 from basicsr_vdd.diffusion.samplers import make_scheduler, sample, start_index_for, timesteps
-from basicsr_vdd.diffusion.schedule import NoiseSchedule, offset_noise
+from basicsr_vdd.diffusion.schedule import NoiseSchedule, offset_noise, sample_timesteps
 from basicsr_vdd.video_windows import pad_to_multiple, run_windowed
 
 TARGETS = ('sharp', 'residual')
@@ -34,9 +34,13 @@ class VDDDiffusion:
     """Diffusion settings of VDD and the operations that need the network (encode, train batch, sample)."""
 
     def __init__(self, num_timesteps=1000, beta_start=0.00085, beta_end=0.012, zero_terminal_snr=True,
-                 offset_noise=0.1, target='sharp', residual_scale='auto', p_uncond=0.1):
+                 offset_noise=0.1, target='sharp', residual_scale='auto', p_uncond=0.1, timestep_sampling=None):
         if target not in TARGETS:
             raise ValueError(f'diffusion target must be one of {TARGETS}, got {target!r}')
+        self.timestep_sampling = dict(timestep_sampling or {'type': 'uniform'})
+        kind = self.timestep_sampling.pop('type')
+        sample_timesteps(1, num_timesteps, kind=kind, **self.timestep_sampling)  # fail early on bad options
+        self.timestep_sampling['kind'] = kind
         self.schedule_args = dict(num_timesteps=num_timesteps, beta_start=beta_start, beta_end=beta_end,
                                   zero_terminal_snr=zero_terminal_snr)
         self.schedule = NoiseSchedule.linear_sd(**self.schedule_args)
@@ -75,7 +79,7 @@ class VDDDiffusion:
         """``{'x_t', 't', 'v', 'image_embedding', 'image_keep'}`` for one training step."""
         x0 = self.encode_target(net, sharp, blur)
         b, device = x0.shape[0], x0.device
-        t = torch.randint(0, self.schedule.num_timesteps, (b,), generator=generator, device=device)
+        t = sample_timesteps(b, self.schedule.num_timesteps, generator, device, **self.timestep_sampling)
         noise = offset_noise(tuple(x0.shape), self.offset_noise, generator, device, x0.dtype)
         center = (blur if use_blur else sharp)[:, :, x0.shape[2] // 2]
         keep = (torch.rand(b, generator=generator, device=device) >= self.p_uncond).float()

@@ -1,4 +1,5 @@
 """Diffusion core against VGen's DiffusionDDIM numbers (fixtures/tft2v/diffusion_schedule.pt)."""
+import math
 import os.path as osp
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 from basicsr_vdd.diffusion.guidance import guided
 from basicsr_vdd.diffusion.samplers import make_scheduler, sample, start_index_for, timesteps
-from basicsr_vdd.diffusion.schedule import NoiseSchedule, linear_sd_betas, offset_noise
+from basicsr_vdd.diffusion.schedule import NoiseSchedule, linear_sd_betas, offset_noise, sample_timesteps
 from conftest import FIXTURES
 
 REF = torch.load(osp.join(FIXTURES, 'diffusion_schedule.pt'), weights_only=True)
@@ -140,3 +141,18 @@ def test_offset_noise_is_constant_over_space_per_frame():
     shift = torch.randn(2, 4, 3, 1, 1, generator=g)
     noise = offset_noise((2, 4, 3, 5, 5), 0.1, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(noise, plain + 0.1 * shift)
+
+
+def test_training_timesteps_uniform_and_logit_normal():
+    uniform = sample_timesteps(6, 1000, torch.Generator().manual_seed(3))
+    assert torch.equal(uniform, torch.randint(0, 1000, (6,), generator=torch.Generator().manual_seed(3)))
+    # logit-normal by hand: n = 0 -> sigmoid 0.5 -> t 500; the draws of a seeded generator, floored
+    n = torch.randn(5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    expected = [min(int(1000 / (1 + math.exp(-(2.0 + 0.5 * x)))), 999) for x in n.tolist()]
+    t = sample_timesteps(5, 1000, torch.Generator().manual_seed(4), kind='logit_normal', mean=2.0, std=0.5)
+    assert t.dtype == torch.int64 and t.tolist() == expected
+    many = sample_timesteps(20000, 1000, torch.Generator().manual_seed(0), kind='logit_normal', mean=2.0, std=1.0)
+    assert many.min() >= 0 and many.max() <= 999
+    assert abs((many >= 881).float().mean().item() - 0.5) < 0.02  # median at 1000 * sigmoid(2) = 880.8
+    with pytest.raises(ValueError, match='logit_normal'):
+        sample_timesteps(2, 1000, kind='lognormal')

@@ -187,3 +187,19 @@ def test_train_pipeline_with_validation_and_exact_resume(tmp_path, tiny_gopro):
     straight = _losses(glob.glob(str(root / 'experiments' / 'vdd_tiny_straight' / 'train_*.log'))[0])
     assert [first[i] for i in (1, 2, 3, 4)] == [straight[i] for i in (1, 2, 3, 4)]
     assert set(resumed) == {5, 6} and resumed[5] == straight[5] and resumed[6] == straight[6]
+
+
+def test_timestep_sampling_option_sets_the_training_timesteps(tmp_path):
+    from basicsr_vdd.diffusion.schedule import sample_timesteps
+    from basicsr_vdd.vdd_diffusion import VDDDiffusion, to_model_video
+    opt = tiny_options(1, tmp_path)
+    opt['diffusion']['timestep_sampling'] = {'type': 'logit_normal', 'mean': 2.0, 'std': 1.0}
+    model = VDDModel(opt)
+    data = batch(b=4)
+    expected_gen = torch.Generator().set_state(model.generator.get_state())
+    out = model.diffusion.training_batch(model.bare, to_model_video(data['gt']), to_model_video(data['lq']),
+                                         model.generator)
+    expected = sample_timesteps(4, 1000, expected_gen, kind='logit_normal', mean=2.0, std=1.0)
+    assert torch.equal(out['t'], expected)
+    with pytest.raises(ValueError, match="got 'beta'"):
+        VDDDiffusion(timestep_sampling={'type': 'beta'})

@@ -64,6 +64,20 @@ class NoiseSchedule:
         return _coef(self.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t + _coef(self.sqrt_alphas_cumprod, t, x_t) * v
 
 
+def sample_timesteps(batch, num_timesteps, generator=None, device=None, kind='uniform', mean=0.0, std=1.0):
+    """Training timesteps ``[batch]`` int64 in ``[0, num_timesteps)``.
+
+    ``uniform``: DDPM's ``U{0..T-1}``. ``logit_normal``: ``t = floor(T * sigmoid(mean + std * n))``,
+    ``n ~ N(0, 1)`` (Esser et al. 2024); ``mean > 0`` puts more of the training on noisy steps.
+    """
+    if kind == 'uniform':
+        return torch.randint(0, num_timesteps, (batch,), generator=generator, device=device)
+    if kind == 'logit_normal':
+        u = torch.sigmoid(mean + std * torch.randn(batch, generator=generator, device=device, dtype=torch.float64))
+        return (u * num_timesteps).long().clamp(0, num_timesteps - 1)
+    raise ValueError(f"timestep sampling must be 'uniform' or 'logit_normal', got {kind!r}")
+
+
 def offset_noise(shape, strength, generator=None, device=None, dtype=torch.float32):
     """Gaussian noise plus ``strength`` x a per-(video, channel) constant: ``[B, C, F, H, W]``.
 
