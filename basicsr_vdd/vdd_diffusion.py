@@ -37,10 +37,14 @@ class VDDDiffusion:
                  offset_noise=0.1, target='sharp', residual_scale='auto', p_uncond=0.1, timestep_sampling=None):
         if target not in TARGETS:
             raise ValueError(f'diffusion target must be one of {TARGETS}, got {target!r}')
-        self.timestep_sampling = dict(timestep_sampling or {'type': 'uniform'})
-        kind = self.timestep_sampling.pop('type')
-        sample_timesteps(1, num_timesteps, kind=kind, **self.timestep_sampling)  # fail early on bad options
-        self.timestep_sampling['kind'] = kind
+        options = dict(timestep_sampling or {})
+        kind = options.pop('type', 'uniform')
+        allowed = {'uniform': set(), 'logit_normal': {'mean', 'std'}}.get(kind, set(options))
+        if set(options) - allowed:
+            raise ValueError(f'diffusion: timestep_sampling of type {kind!r} takes {sorted(allowed)}, '
+                             f'got {sorted(options)}')
+        sample_timesteps(1, num_timesteps, kind=kind, **options)  # an unknown type fails here
+        self.timestep_sampling = dict(options, kind=kind)
         self.schedule_args = dict(num_timesteps=num_timesteps, beta_start=beta_start, beta_end=beta_end,
                                   zero_terminal_snr=zero_terminal_snr)
         self.schedule = NoiseSchedule.linear_sd(**self.schedule_args)
