@@ -13,7 +13,8 @@ import torch
 
 from basicsr_vdd.diffusion.guidance import guided
 from basicsr_vdd.diffusion.samplers import make_scheduler, sample, start_index_for, timesteps
-from basicsr_vdd.diffusion.schedule import NoiseSchedule, offset_noise, sample_timesteps
+from basicsr_vdd.diffusion.schedule import (NoiseSchedule, offset_noise, sample_timesteps,
+                                           timestep_sampling_kwargs)
 from basicsr_vdd.video_windows import pad_to_multiple, run_windowed
 
 TARGETS = ('sharp', 'residual')
@@ -37,14 +38,7 @@ class VDDDiffusion:
                  offset_noise=0.1, target='sharp', residual_scale='auto', p_uncond=0.1, timestep_sampling=None):
         if target not in TARGETS:
             raise ValueError(f'diffusion target must be one of {TARGETS}, got {target!r}')
-        options = dict(timestep_sampling or {})
-        kind = options.pop('type', 'uniform')
-        allowed = {'uniform': set(), 'logit_normal': {'mean', 'std'}}.get(kind, set(options))
-        if set(options) - allowed:
-            raise ValueError(f'diffusion: timestep_sampling of type {kind!r} takes {sorted(allowed)}, '
-                             f'got {sorted(options)}')
-        sample_timesteps(1, num_timesteps, kind=kind, **options)  # an unknown type fails here
-        self.timestep_sampling = dict(options, kind=kind)
+        self.timestep_sampling = timestep_sampling_kwargs(timestep_sampling)
         self.schedule_args = dict(num_timesteps=num_timesteps, beta_start=beta_start, beta_end=beta_end,
                                   zero_terminal_snr=zero_terminal_snr)
         self.schedule = NoiseSchedule.linear_sd(**self.schedule_args)

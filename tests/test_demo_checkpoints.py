@@ -17,11 +17,11 @@ def test_committed_demo_checkpoint_matches_its_test_options(name):
     option = METHODS[name]['test']
     path = runner.checkpoint_of(option)
     assert osp.isfile(path), f'{name}: {path} is not committed'
-    if name == 'VDD':
+    opt = runner.load_yaml(option)
+    if opt['model_type'] == 'VDDModel':  # a stage checkpoint: the parts it lists
         net, diffusion, _ = load_vdd(osp.join(runner.ROOT, option))  # raises on missing/unexpected keys
         assert diffusion.target == 'residual' and diffusion.residual_scale > 0
         return
-    opt = runner.load_yaml(option)
     net = build_network(opt['network_g'])
     ckpt = torch.load(path, map_location='cpu', weights_only=True)
     net.load_state_dict(ckpt[opt['path'].get('param_key_g', 'params')], strict=True)

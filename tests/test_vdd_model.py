@@ -9,8 +9,10 @@ import pytest
 import torch
 
 import basicsr_vdd  # noqa: F401
+from basicsr_vdd.diffusion.schedule import sample_timesteps
 from basicsr_vdd.models.stage_checkpoint import read_checkpoint
 from basicsr_vdd.models.vdd_model import VDDModel
+from basicsr_vdd.vdd_diffusion import VDDDiffusion, to_model_video
 from conftest import load_options, run_pipeline, write_options
 
 TINY_NET = dict(
@@ -190,8 +192,6 @@ def test_train_pipeline_with_validation_and_exact_resume(tmp_path, tiny_gopro):
 
 
 def test_timestep_sampling_option_sets_the_training_timesteps(tmp_path):
-    from basicsr_vdd.diffusion.schedule import sample_timesteps
-    from basicsr_vdd.vdd_diffusion import VDDDiffusion, to_model_video
     opt = tiny_options(1, tmp_path)
     opt['diffusion']['timestep_sampling'] = {'type': 'logit_normal', 'mean': 2.0, 'std': 1.0}
     model = VDDModel(opt)

@@ -64,6 +64,22 @@ class NoiseSchedule:
         return _coef(self.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t + _coef(self.sqrt_alphas_cumprod, t, x_t) * v
 
 
+TIMESTEP_SAMPLING = {'uniform': (), 'logit_normal': ('mean', 'std')}  # kind -> its parameters
+
+
+def timestep_sampling_kwargs(options=None):
+    """Options ``{type: kind, **parameters}`` (default uniform) -> keyword arguments of
+    :func:`sample_timesteps`; an unknown kind or parameter is an error naming it."""
+    options = dict(options or {})
+    kind = options.pop('type', 'uniform')
+    if kind not in TIMESTEP_SAMPLING:
+        raise ValueError(f'timestep sampling must be one of {list(TIMESTEP_SAMPLING)}, got {kind!r}')
+    if set(options) - set(TIMESTEP_SAMPLING[kind]):
+        raise ValueError(f'timestep_sampling of type {kind!r} takes {sorted(TIMESTEP_SAMPLING[kind])}, '
+                         f'got {sorted(options)}')
+    return dict(options, kind=kind)
+
+
 def sample_timesteps(batch, num_timesteps, generator=None, device=None, kind='uniform', mean=0.0, std=1.0):
     """Training timesteps ``[batch]`` int64 in ``[0, num_timesteps)``.
 
@@ -75,7 +91,7 @@ def sample_timesteps(batch, num_timesteps, generator=None, device=None, kind='un
     if kind == 'logit_normal':
         u = torch.sigmoid(mean + std * torch.randn(batch, generator=generator, device=device, dtype=torch.float64))
         return (u * num_timesteps).long().clamp(0, num_timesteps - 1)
-    raise ValueError(f"timestep sampling must be 'uniform' or 'logit_normal', got {kind!r}")
+    raise ValueError(f'timestep sampling must be one of {list(TIMESTEP_SAMPLING)}, got {kind!r}')
 
 
 def offset_noise(shape, strength, generator=None, device=None, dtype=torch.float32):
