@@ -7,5 +7,6 @@ setup(
     packages=find_packages(include=['basicsr_vdd', 'basicsr_vdd.*']),
     python_requires='>=3.10',
     install_requires=['basicsr==1.4.2', 'torch>=2.4', 'diffusers>=0.42', 'einops', 'open_clip_torch', 'lpips',
+                      'stlpips-pytorch', 'torchsummary', 'ipython',  # stlpips imports both, declares neither
                       'safetensors', 'av', 'opencv-python', 'scikit-image'],
 )

@@ -19,6 +19,7 @@ from basicsr_vdd.models.video_validation import summarize_video_metrics
 DEFAULT_METRICS = {
     'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False},
     'ssim': {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': False},
+    'stlpips': {'type': 'calculate_stlpips', 'net': 'alex'},
     'lpips': {'type': 'calculate_lpips'},
 }
 
@@ -90,16 +91,20 @@ def _cell(summary, name, key, fmt):
 
 
 def markdown_table(rows):
-    """``rows``: list of (method, summary). Both averaging conventions are shown side by side."""
-    header = ('| method | PSNR (videos) | PSNR (frames) | SSIM (videos) | SSIM (frames) | LPIPS (videos) '
-              '| LPIPS (frames) | parameters | s/frame |')
-    lines = [header, '|' + '---|' * 9]
+    """``rows``: list of (method, summary). Both averaging conventions are shown side by side.
+    ST-LPIPS (shift-tolerant, AlexNet) is not comparable to published LPIPS numbers; LPIPS is the
+    real AlexNet LPIPS when its ImageNet file is present, n/a otherwise."""
+    header = ('| method | PSNR (videos) | PSNR (frames) | SSIM (videos) | SSIM (frames) | ST-LPIPS (videos) '
+              '| ST-LPIPS (frames) | LPIPS (videos) | LPIPS (frames) | parameters | s/frame |')
+    lines = [header, '|' + '---|' * 11]
     for method, summary in rows:
         spf, params = summary.get('seconds_per_frame'), summary.get('parameters')
         lines.append('| ' + ' | '.join([
             method,
             _cell(summary, 'psnr', 'per_video_mean', '{:.2f}'), _cell(summary, 'psnr', 'all_frame_mean', '{:.2f}'),
             _cell(summary, 'ssim', 'per_video_mean', '{:.4f}'), _cell(summary, 'ssim', 'all_frame_mean', '{:.4f}'),
+            _cell(summary, 'stlpips', 'per_video_mean', '{:.4f}'),
+            _cell(summary, 'stlpips', 'all_frame_mean', '{:.4f}'),
             _cell(summary, 'lpips', 'per_video_mean', '{:.4f}'), _cell(summary, 'lpips', 'all_frame_mean', '{:.4f}'),
             '—' if not params else f'{params / 1e6:.2f} M',
             '—' if not spf else f'{spf:.3f}',

@@ -23,7 +23,8 @@ def load_yaml(path):
 
 
 def methods(names=None):
-    """``{name: {'train': [...], 'test': path}}`` from methods.yml, in file order (optionally filtered)."""
+    """``{name: {'train': [...], 'test': path, 'label'?, 'budget'?}}`` from methods.yml, in file order
+    (optionally filtered); ``label`` is the row name in tables (default: the name)."""
     specs = load_yaml(METHODS_FILE)
     unknown = set(names or ()) - set(specs)
     if unknown:

@@ -58,7 +58,7 @@ def collect_demo_results(args):
             runner.run('test', spec['test'], extra)
         budget = (None if trained_here else runner.committed_budget(spec)) \
             or runner.describe_budget(runner.training_budget(spec))
-        out.append((name, results, budget))
+        out.append((spec.get('label', name), results, budget))
     return out
 
 

@@ -30,15 +30,18 @@ def ensure_data():
     runner.run_script(['scripts/make_synthetic_gopro.py', '--out', DATA, '--seed', '0'])
 
 
-def run_method(name, spec, from_scratch):
-    """Train (from scratch if asked), test; returns (summary, note) or None when there is nothing to test."""
+def run_method(name, spec, from_scratch, retrained):
+    """Train (from scratch if asked, once per list of training files: ``retrained`` maps them to the
+    minutes spent), test; returns (summary, note) or None when there is nothing to test."""
     checkpoint = runner.checkpoint_of(spec['test'])
     extra, note = [], ''
     if from_scratch:
-        seconds = runner.ensure_trained(spec, retrain=True)
+        key = tuple(spec['train'])
+        if key not in retrained:
+            retrained[key] = runner.ensure_trained(spec, retrain=True) / 60
         trained = runner.trained_checkpoint(spec)
         extra = ['--force_yml', f'path:pretrain_network_g={trained}']
-        note = f'{name} retrained here in {seconds / 60:.0f} min'
+        note = f'{name} retrained here in {retrained[key]:.0f} min'
     elif not osp.isfile(checkpoint):
         print(f'{name}: no checkpoint {osp.relpath(checkpoint, ROOT)}; not shown (train it or use --from-scratch)')
         return None
@@ -52,15 +55,15 @@ def run_method(name, spec, from_scratch):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--from-scratch', action='store_true', help='retrain the demo networks before testing')
-    parser.add_argument('--methods', nargs='*', default=['VDD', 'EDVR', 'STFAN', 'SRN'])
+    parser.add_argument('--methods', nargs='*', help='demo methods (default: all of options/demo/methods.yml)')
     args = parser.parse_args()
     start = time.time()
     ensure_data()
-    rows, notes = [('blurry input', input_summary(osp.join(DATA, 'test')))], []
+    rows, notes, retrained = [('blurry input', input_summary(osp.join(DATA, 'test')))], [], {}
     for name, spec in runner.methods(args.methods).items():
-        result = run_method(name, spec, args.from_scratch)
+        result = run_method(name, spec, args.from_scratch, retrained)
         if result is not None:
-            rows.append((name, result[0]))
+            rows.append((spec.get('label', name), result[0]))
             notes += [result[1]] if result[1] else []
     table = markdown_table(rows)
     lines = ['# Demo: video deblurring on SynthGoPro (test split)', '', table, '',

@@ -19,6 +19,8 @@ def _fake_result(root, name, psnr, params, data, shift):
     os.makedirs(root)
     summary = {'metrics': {'psnr': {'per_video_mean': psnr, 'all_frame_mean': psnr + 0.5, 'per_video': {}},
                            'ssim': {'per_video_mean': 0.8, 'all_frame_mean': 0.81, 'per_video': {}},
+                           'stlpips': {'per_video_mean': psnr / 100, 'all_frame_mean': psnr / 100 + 0.01,
+                                       'per_video': {}},
                            'lpips': {'unavailable': 'LPIPS unavailable: put alexnet-owt-7be5be79.pth at X'}},
                'seconds_per_frame': 0.25, 'parameters': params, 'frames': 5, 'videos': 1}
     with open(osp.join(root, f'metrics_test_{name}.json'), 'w') as f:
@@ -40,7 +42,8 @@ def test_report_numbers_and_figures(tmp_path, capsys, monkeypatch):
                          '--result', f'B={tmp_path / "b"}', '--crop', '32']) == 0
     out_dir = tmp_path / 'results' / 'compare' / 'fake'
     report = (out_dir / 'report.md').read_text()
-    assert '| A | 25.00 | 25.50 | 0.8000 | 0.8100 | n/a | n/a | 1.50 M | 0.250 |' in report
+    assert 'ST-LPIPS (videos) | ST-LPIPS (frames) | LPIPS (videos)' in report
+    assert '| A | 25.00 | 25.50 | 0.8000 | 0.8100 | 0.2500 | 0.2600 | n/a | n/a | 1.50 M | 0.250 |' in report
     assert '| B | 30.00 | 30.50 |' in report and '| 3.00 M |' in report
     assert 'n/a: LPIPS unavailable: put alexnet-owt-7be5be79.pth at X' in report
     assert '| VDD | GoPro | 32.22 | 0.95 | 0.07 | VDD paper, Table 1 |' in report

@@ -13,6 +13,7 @@ def test_basicsr_imports_and_registers_our_components():
     assert {'VDDNet', 'STFAN', 'SRNDeblurNet', 'EDVR'} <= set(ARCH_REGISTRY._obj_map)
     assert {'PairedVideoDataset', 'PairedVideoTestDataset'} <= set(DATASET_REGISTRY._obj_map)
     assert 'TemporalCoherenceLoss' in LOSS_REGISTRY._obj_map and 'calculate_lpips' in METRIC_REGISTRY._obj_map
+    assert 'calculate_stlpips' in METRIC_REGISTRY._obj_map
     assert {'VDDModel', 'STFANModel', 'SRNModel'} <= set(MODEL_REGISTRY._obj_map)
 
 

@@ -7,7 +7,8 @@ import torch
 
 from basicsr_vdd.diffusion.guidance import guided
 from basicsr_vdd.diffusion.samplers import make_scheduler, sample, start_index_for, timesteps
-from basicsr_vdd.diffusion.schedule import NoiseSchedule, linear_sd_betas, offset_noise, sample_timesteps
+from basicsr_vdd.diffusion.schedule import (NoiseSchedule, linear_sd_betas, offset_noise, sample_timesteps,
+                                           timestep_sampling_kwargs)
 from conftest import FIXTURES
 
 REF = torch.load(osp.join(FIXTURES, 'diffusion_schedule.pt'), weights_only=True)
@@ -156,3 +157,23 @@ def test_training_timesteps_uniform_and_logit_normal():
     assert abs((many >= 881).float().mean().item() - 0.5) < 0.02  # median at 1000 * sigmoid(2) = 880.8
     with pytest.raises(ValueError, match='logit_normal'):
         sample_timesteps(2, 1000, kind='lognormal')
+
+
+def test_logit_normal_with_a_uniform_fraction_is_the_mixture_drawn_in_order():
+    g = torch.Generator().manual_seed(5)
+    n = torch.randn(8, generator=g, dtype=torch.float64)
+    flat = torch.randint(0, 1000, (8,), generator=g)
+    pick = torch.rand(8, generator=g) < 0.5
+    logit = [min(int(1000 / (1 + math.exp(-(3.0 + x)))), 999) for x in n.tolist()]
+    expected = [f if p else l for f, p, l in zip(flat.tolist(), pick.tolist(), logit)]
+    t = sample_timesteps(8, 1000, torch.Generator().manual_seed(5), kind='logit_normal', mean=3.0,
+                         uniform_fraction=0.5)
+    assert t.tolist() == expected and 0 < pick.sum() < 8
+    # p = 0 draws exactly plain logit-normal; the mixture trains low-noise steps plain logit-normal never reaches
+    plain = sample_timesteps(8, 1000, torch.Generator().manual_seed(5), kind='logit_normal', mean=3.0)
+    assert plain.tolist() == logit
+    many = sample_timesteps(20000, 1000, torch.Generator().manual_seed(0), kind='logit_normal', mean=3.0,
+                            uniform_fraction=0.5)
+    assert abs((many < 300).float().mean().item() - 0.15) < 0.01  # 0.5 * 0.3 from the uniform half
+    with pytest.raises(ValueError, match='uniform_fraction'):
+        timestep_sampling_kwargs({'type': 'logit_normal', 'uniform_fraction': 1.5})

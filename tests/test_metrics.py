@@ -54,3 +54,42 @@ def test_lpips_with_a_weights_file_in_torchvision_layout(empty_torch_home, tmp_p
     torch.testing.assert_close(net.net.slice1[0].weight, trunk.features[0].weight)
     random_trunk = build_lpips(random_trunk=True)
     assert not torch.equal(random_trunk.net.slice1[0].weight, trunk.features[0].weight)
+
+
+# ------------------------------------------------------------------ ST-LPIPS (weights ship in the wheel)
+def _photo():
+    from skimage import data
+    return np.ascontiguousarray(data.astronaut()[100:228, 150:278, ::-1])  # BGR uint8, 128 x 128
+
+
+@pytest.mark.parametrize('net', ['alex', 'vgg'])
+def test_stlpips_identical_zero_blur_worse_than_mild_noise(net):
+    import cv2
+    img = _photo()
+    opt = {'type': 'calculate_stlpips', 'net': net}
+    blurred = cv2.GaussianBlur(img, (0, 0), 2.0)
+    noisy = np.clip(img + np.random.default_rng(0).normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    same = calculate_metric({'img': img, 'img2': img}, opt)
+    d_blur = calculate_metric({'img': blurred, 'img2': img}, opt)
+    d_noise = calculate_metric({'img': noisy, 'img2': img}, opt)
+    assert same == pytest.approx(0.0, abs=1e-7)
+    assert d_blur > 2 * d_noise > 0
+
+
+@pytest.mark.parametrize('net', ['alex', 'vgg'])
+def test_stlpips_equals_the_package_called_directly(net):
+    from stlpips_pytorch import stlpips
+    import cv2
+    img = _photo()
+    other = cv2.GaussianBlur(img, (0, 0), 1.2)
+    ours = calculate_metric({'img': other, 'img2': img}, {'type': 'calculate_stlpips', 'net': net})
+    reference = stlpips.LPIPS(net=net, variant='shift_tolerant', verbose=False)  # the package's own loading
+    to_tensor = lambda x: torch.from_numpy(x[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 127.5 - 1  # noqa
+    with torch.no_grad():
+        expected = reference(to_tensor(other), to_tensor(img)).item()
+    assert ours == pytest.approx(expected, rel=1e-5)
+
+
+def test_stlpips_rejects_an_unknown_net():
+    with pytest.raises(ValueError, match='alex'):
+        calculate_metric({'img': _photo(), 'img2': _photo()}, {'type': 'calculate_stlpips', 'net': 'squeeze'})

@@ -64,7 +64,7 @@ class NoiseSchedule:
         return _coef(self.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t + _coef(self.sqrt_alphas_cumprod, t, x_t) * v
 
 
-TIMESTEP_SAMPLING = {'uniform': (), 'logit_normal': ('mean', 'std')}  # kind -> its parameters
+TIMESTEP_SAMPLING = {'uniform': (), 'logit_normal': ('mean', 'std', 'uniform_fraction')}  # kind -> its parameters
 
 
 def timestep_sampling_kwargs(options=None):
@@ -77,20 +77,31 @@ def timestep_sampling_kwargs(options=None):
     if set(options) - set(TIMESTEP_SAMPLING[kind]):
         raise ValueError(f'timestep_sampling of type {kind!r} takes {sorted(TIMESTEP_SAMPLING[kind])}, '
                          f'got {sorted(options)}')
+    if not 0 <= float(options.get('uniform_fraction', 0)) <= 1:
+        raise ValueError(f'timestep_sampling uniform_fraction must be in [0, 1], got {options["uniform_fraction"]}')
     return dict(options, kind=kind)
 
 
-def sample_timesteps(batch, num_timesteps, generator=None, device=None, kind='uniform', mean=0.0, std=1.0):
+def sample_timesteps(batch, num_timesteps, generator=None, device=None, kind='uniform', mean=0.0, std=1.0,
+                     uniform_fraction=0.0):
     """Training timesteps ``[batch]`` int64 in ``[0, num_timesteps)``.
 
     ``uniform``: DDPM's ``U{0..T-1}``. ``logit_normal``: ``t = floor(T * sigmoid(mean + std * n))``,
     ``n ~ N(0, 1)`` (Esser et al. 2024); ``mean > 0`` puts more of the training on noisy steps.
+    With ``uniform_fraction`` = p > 0 each timestep is instead uniform with probability p (a mixture
+    that keeps training the low-noise steps a multi-step sampler ends on); its uniform draws and
+    choices follow the logit-normal draws, so p = 0 draws exactly what plain logit-normal does.
     """
     if kind == 'uniform':
         return torch.randint(0, num_timesteps, (batch,), generator=generator, device=device)
     if kind == 'logit_normal':
         u = torch.sigmoid(mean + std * torch.randn(batch, generator=generator, device=device, dtype=torch.float64))
-        return (u * num_timesteps).long().clamp(0, num_timesteps - 1)
+        t = (u * num_timesteps).long().clamp(0, num_timesteps - 1)
+        if uniform_fraction:
+            flat = torch.randint(0, num_timesteps, (batch,), generator=generator, device=device)
+            pick = torch.rand(batch, generator=generator, device=device) < uniform_fraction
+            t = torch.where(pick, flat, t)
+        return t
     raise ValueError(f'timestep sampling must be one of {list(TIMESTEP_SAMPLING)}, got {kind!r}')
 
 

@@ -1,0 +1,61 @@
+"""ST-LPIPS (shift-tolerant LPIPS, Ghildyal & Liu, ECCV 2022) in BasicSR's METRIC_REGISTRY.
+
+``val: metrics: stlpips: {type: calculate_stlpips, net: alex}`` (or ``net: vgg``). The package
+``stlpips-pytorch`` ships its trunk and linear weights (``weights/vST0.0/<net>_shift_tolerant.pth``)
+inside the wheel, so the metric runs offline. The file is read here with ``weights_only=True`` and
+loaded strictly (the package itself unpickles it and loads non-strictly). Lower is better. Values
+are *not* comparable to published LPIPS numbers (other trunk, other calibration): label them
+ST-LPIPS.
+"""
+import inspect
+import os.path as osp
+
+import torch
+
+from basicsr.utils.registry import METRIC_REGISTRY
+
+from .lpips_metric import _to_lpips_input
+
+NETS = ('alex', 'vgg')
+_CACHE = {}
+
+
+def weights_path(net):
+    from stlpips_pytorch import stlpips
+    return osp.join(osp.dirname(inspect.getfile(stlpips)), 'weights', 'vST0.0', f'{net}_shift_tolerant.pth')
+
+
+def build_stlpips(net='alex'):
+    """The package's shift-tolerant LPIPS module with its shipped weights, in eval mode."""
+    if net not in NETS:
+        raise ValueError(f'ST-LPIPS net must be one of {NETS}, got {net!r}')
+    from stlpips_pytorch import stlpips
+
+    model = stlpips.LPIPS(pretrained=False, net=net, variant='shift_tolerant', verbose=False)
+    path = weights_path(net)
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    # ``lins.K`` are the same modules as ``linK`` (registered twice by the package): fill both names
+    state.update({f'lins.{k[3]}{k[4:]}': v for k, v in list(state.items()) if k.startswith('lin') and k[3].isdigit()})
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def _get_stlpips(net, device):
+    key = (net, str(device))
+    if key not in _CACHE:
+        _CACHE[key] = build_stlpips(net).to(device)
+    return _CACHE[key]
+
+
+@METRIC_REGISTRY.register()
+def calculate_stlpips(img, img2, crop_border=0, input_order='HWC', net='alex', **kwargs):
+    """ST-LPIPS between two BGR images with values in [0, 255] (BasicSR's ``tensor2img`` output)."""
+    assert img.shape == img2.shape, f'Image shapes are different: {img.shape}, {img2.shape}.'
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    model = _get_stlpips(net, device)
+    x, y = _to_lpips_input(img, input_order), _to_lpips_input(img2, input_order)
+    if crop_border:
+        x = x[..., crop_border:-crop_border, crop_border:-crop_border]
+        y = y[..., crop_border:-crop_border, crop_border:-crop_border]
+    with torch.no_grad():
+        return model(x.to(device), y.to(device)).item()
