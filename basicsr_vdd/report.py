@@ -38,7 +38,7 @@ def latest_summary(folder, dataset_name=None):
     return load_summary(paths[-1])
 
 
-def input_summary(dataroot, lq_folder='blur', gt_folder='sharp', metrics=None, videos=None):
+def input_summary(dataroot, lq_folder='blur', gt_folder='sharp', metrics=None, videos=None, max_frames=None):
     """Score the blurry input against the ground truth exactly as model outputs are scored.
 
     Frames go through the same tensor -> uint8 conversion (``tensor2img``) and BasicSR metric
@@ -49,7 +49,7 @@ def input_summary(dataroot, lq_folder='blur', gt_folder='sharp', metrics=None, v
     metrics = DEFAULT_METRICS if metrics is None else metrics
     dataset = PairedVideoTestDataset({
         'name': 'input', 'dataroot': dataroot, 'lq_folder': lq_folder, 'gt_folder': gt_folder, 'mode': 'video',
-        'videos': videos, 'phase': 'test'})
+        'videos': videos, 'max_frames': max_frames, 'phase': 'test'})
     names = list(metrics)
     results, counts, unavailable = {}, {}, {}
     for folder, n in _frames_per_folder(dataset).items():

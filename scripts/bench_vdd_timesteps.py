@@ -4,9 +4,11 @@ For each test video (its first ``--frames`` frames) the true target ``x0`` (shar
 scaled residual) is diffused to ``x_t = q_sample(x0, t, noise)`` with seeded offset noise, the
 network predicts ``v`` and ``x̂0 = x0_from_v(x_t, t, v)`` is decoded and scored against the ground
 truth (BasicSR PSNR/SSIM on RGB uint8, no crop), in the option file's windows and tiles. Also
-printed per t: the PSNR of the noisy input itself decoded (what the network starts from) and
-``ε``-space error. A trained denoiser's x̂0 should improve monotonically as t falls; where it
-drops below the one-step estimate (t = 999) the multi-step sampler loses what the first step won.
+given per t, for the residual target: a reference that uses no network, the shrunk noisy input
+``x̂0_ref = sqrt(ᾱ) x_t / (ᾱ + (1 - ᾱ)(1 + offset²))`` (the MMSE estimate for a unit-variance,
+zero-mean residual; 0 = the blurry input at t = 999). A trained denoiser's x̂0 improves as t falls
+and beats the reference at every t; where it does not, the low-noise steps a multi-step sampler
+ends on are untrained.
 
     python scripts/bench_vdd_timesteps.py -opt options/demo/test_vdd_synth.yml \
         --timesteps 999,900,700,500,300,100,20 --out docs/vdd_timesteps_synth.md
@@ -36,8 +38,9 @@ from basicsr_vdd.video_windows import pad_to_multiple, run_windowed  # noqa: E40
 
 
 @torch.no_grad()
-def x0_estimate(net, diffusion, blur, sharp, t, generator):
-    """Decoded ``x̂0`` ``[B, 3, F, H, W]`` in [-1, 1] from the true ``x_t`` at timestep ``t`` (an int)."""
+def x0_estimates(net, diffusion, blur, sharp, t, generator):
+    """Decoded ``x̂0`` and the no-network reference, ``[B, 3, F, H, W]`` each (in [-1, 1]; the
+    reference is None for the sharp target), from the true ``x_t`` at timestep ``t`` (an int)."""
     x0 = diffusion.encode_target(net, sharp, blur)
     tt = torch.full((x0.shape[0],), t, dtype=torch.long, device=x0.device)
     noise = offset_noise(tuple(x0.shape), diffusion.offset_noise, generator, x0.device, x0.dtype)
@@ -45,7 +48,13 @@ def x0_estimate(net, diffusion, blur, sharp, t, generator):
     f = blur.shape[2]
     v = net(x_t, tt, concat=net.encode_blur(blur), image_embedding=net.encode_image(blur[:, :, f // 2]),
             image_keep=blur.new_ones(blur.shape[0]))
-    return diffusion.decode_target(net, diffusion.schedule.x0_from_v(x_t, tt, v), net.vae.encode(blur))
+    z_blur = net.vae.encode(blur)
+    out = diffusion.decode_target(net, diffusion.schedule.x0_from_v(x_t, tt, v), z_blur)
+    if diffusion.target != 'residual':
+        return out, None
+    ac = float(diffusion.schedule.alphas_cumprod[t])
+    shrink = ac ** 0.5 / (ac + (1 - ac) * (1 + diffusion.offset_noise ** 2))
+    return out, diffusion.decode_target(net, shrink * x_t, z_blur)
 
 
 def score(frames, gt):
@@ -76,6 +85,7 @@ def main():
     window, overlap = int(sampling.get('window', 16)), int(sampling.get('overlap', 4))
     tile, tile_overlap = int(sampling.get('tile') or 0), int(sampling.get('tile_overlap') or 0)
     results = {t: [] for t in steps}
+    references = {t: [] for t in steps}
     blurry = []
     start = time.time()
     for i in range(len(dataset)):
@@ -90,18 +100,22 @@ def main():
             def fn(clip, offset):
                 t0, y0, x0 = offset
                 ref = sharp[:, :, t0:t0 + clip.shape[2], y0:y0 + clip.shape[3], x0:x0 + clip.shape[4]]
-                return x0_estimate(net, diffusion, clip, ref, t, generator)
+                est, reference = x0_estimates(net, diffusion, clip, ref, t, generator)
+                return est if reference is None else torch.cat([est, reference], 1)
 
-            out = run_windowed(fn, blur, window, overlap, tile, tile_overlap)
-            results[t].append(score(from_model_video(out[..., :h, :w])[0], gt))
+            out = run_windowed(fn, blur, window, overlap, tile, tile_overlap)[..., :h, :w]
+            results[t].append(score(from_model_video(out[:, :3])[0], gt))
+            if out.shape[1] == 6:
+                references[t].append(score(from_model_video(out[:, 3:])[0], gt))
         print(f'{sample["folder"]}: done ({time.time() - start:.0f} s)', flush=True)
     mean = lambda rows: tuple(float(np.mean([r[k] for r in rows])) for k in (0, 1))  # noqa: E731
     ac = diffusion.schedule.alphas_cumprod
-    lines = ['| t | SNR (ᾱ / (1 − ᾱ)) | x̂0 PSNR | x̂0 SSIM |', '|---|---|---|---|',
-             '| blurry input | | {:.2f} | {:.4f} |'.format(*mean(blurry))]
+    lines = ['| t | SNR ᾱ / (1 − ᾱ) | x̂0 PSNR | x̂0 SSIM | reference (no network) PSNR | SSIM |',
+             '|---|---|---|---|---|---|', '| blurry input | | {:.2f} | {:.4f} | | |'.format(*mean(blurry))]
     for t in steps:
         snr = float(ac[t] / (1 - ac[t])) if t < len(ac) - 1 else 0.0
-        lines.append(f'| {t} | {snr:.3g} | ' + '{:.2f} | {:.4f} |'.format(*mean(results[t])))
+        ref = '{:.2f} | {:.4f}'.format(*mean(references[t])) if references[t] else 'n/a | n/a'
+        lines.append(f'| {t} | {snr:.3g} | ' + '{:.2f} | {:.4f} | '.format(*mean(results[t])) + ref + ' |')
     header = (f'x̂0 from the true x_t, `{args.opt}`, checkpoint `{args.checkpoint or "(option file)"}`, '
               f'{len(dataset)} videos × first {args.frames} frames, windows {window}/{overlap}, tiles '
               f'{tile}/{tile_overlap}, seed {args.seed}; {(time.time() - start) / 60:.1f} min.\n\n')
