@@ -40,7 +40,7 @@ def run_setting(option, pairs, tag, checkpoint=None, videos=None, max_frames=Non
     name = f'bench_{runner.load_yaml(option)["name"]}_{tag}'
     extra = ['--force_yml', f'name={name}', 'val:save_img=false'] + [f'sampling:{k}={v}' for k, v in pairs]
     extra += [f'path:pretrain_network_g={checkpoint}'] if checkpoint else []
-    extra += [f'datasets:test:videos={videos!r}'.replace(' ', '')] if videos else []
+    extra += [f'datasets:test:videos={videos!r}'] if videos else []
     extra += [f'datasets:test:max_frames={max_frames}'] if max_frames else []
     runner.run('test', option, extra)
     return latest_summary(osp.join(ROOT, 'results', name))

@@ -75,15 +75,21 @@ def _to_lpips_input(img, input_order):
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().unsqueeze(0) * 2 - 1
 
 
-@METRIC_REGISTRY.register()
-def calculate_lpips(img, img2, crop_border=0, input_order='HWC', alexnet_path=None, **kwargs):
-    """LPIPS-Alex between two BGR images with values in [0, 255] (lower is better)."""
+def image_distance(get_model, img, img2, crop_border=0, input_order='HWC'):
+    """``model(x, y).item()`` of the LPIPS-style module ``get_model(device)`` on two BGR images with
+    values in [0, 255] (BasicSR's ``tensor2img`` output), as RGB tensors in [-1, 1] (GPU if any)."""
     assert img.shape == img2.shape, f'Image shapes are different: {img.shape}, {img2.shape}.'
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    net = _get_lpips(alexnet_path, device)
+    model = get_model(device)
     x, y = _to_lpips_input(img, input_order), _to_lpips_input(img2, input_order)
     if crop_border:
         x = x[..., crop_border:-crop_border, crop_border:-crop_border]
         y = y[..., crop_border:-crop_border, crop_border:-crop_border]
     with torch.no_grad():
-        return net(x.to(device), y.to(device)).item()
+        return model(x.to(device), y.to(device)).item()
+
+
+@METRIC_REGISTRY.register()
+def calculate_lpips(img, img2, crop_border=0, input_order='HWC', alexnet_path=None, **kwargs):
+    """LPIPS-Alex between two BGR images with values in [0, 255] (lower is better)."""
+    return image_distance(lambda device: _get_lpips(alexnet_path, device), img, img2, crop_border, input_order)

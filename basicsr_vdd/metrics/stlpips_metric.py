@@ -14,7 +14,7 @@ import torch
 
 from basicsr.utils.registry import METRIC_REGISTRY
 
-from .lpips_metric import _to_lpips_input
+from .lpips_metric import image_distance
 
 NETS = ('alex', 'vgg')
 _CACHE = {}
@@ -50,12 +50,4 @@ def _get_stlpips(net, device):
 @METRIC_REGISTRY.register()
 def calculate_stlpips(img, img2, crop_border=0, input_order='HWC', net='alex', **kwargs):
     """ST-LPIPS between two BGR images with values in [0, 255] (BasicSR's ``tensor2img`` output)."""
-    assert img.shape == img2.shape, f'Image shapes are different: {img.shape}, {img2.shape}.'
-    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    model = _get_stlpips(net, device)
-    x, y = _to_lpips_input(img, input_order), _to_lpips_input(img2, input_order)
-    if crop_border:
-        x = x[..., crop_border:-crop_border, crop_border:-crop_border]
-        y = y[..., crop_border:-crop_border, crop_border:-crop_border]
-    with torch.no_grad():
-        return model(x.to(device), y.to(device)).item()
+    return image_distance(lambda device: _get_stlpips(net, device), img, img2, crop_border, input_order)
