@@ -10,6 +10,7 @@ Videos are ``[B, C, F, H, W]`` in [-1, 1].
 import zlib
 
 import torch
+from einops import rearrange
 
 from basicsr_vdd.diffusion.guidance import guided
 from basicsr_vdd.diffusion.samplers import make_scheduler, sample, start_index_for, timesteps
@@ -18,17 +19,19 @@ from basicsr_vdd.diffusion.schedule import (NoiseSchedule, offset_noise, sample_
 from basicsr_vdd.video_windows import pad_to_multiple, run_windowed
 
 TARGETS = ('sharp', 'residual')
-SAMPLER_OPTIONS = ('sampler', 'steps', 'eta', 'guidance_scale', 'guidance_batched', 'strength', 'spacing')
+SAMPLER_OPTIONS = ('sampler', 'steps', 'eta', 'guidance_scale', 'guidance_batched', 'strength', 'start_from',
+                   'spacing')
+STARTS = ('blur', 'mean')
 
 
 def to_model_video(frames):
     """``[B, N, C, H, W]`` in [0, 1] -> ``[B, C, N, H, W]`` in [-1, 1]."""
-    return frames.permute(0, 2, 1, 3, 4) * 2 - 1
+    return rearrange(frames, 'b n c h w -> b c n h w') * 2 - 1
 
 
 def from_model_video(video):
     """``[B, C, N, H, W]`` in [-1, 1] -> ``[B, N, C, H, W]`` in [0, 1] (clamped)."""
-    return ((video.permute(0, 2, 1, 3, 4) + 1) / 2).clamp(0, 1)
+    return ((rearrange(video, 'b c n h w -> b n c h w') + 1) / 2).clamp(0, 1)
 
 
 class VDDDiffusion:
@@ -87,10 +90,19 @@ class VDDDiffusion:
     # --------------------------------------------------------------- sampling
     @torch.no_grad()
     def sample(self, net, blur, generator, sampler='ddim', steps=50, eta=0.0, guidance_scale=1.0,
-               guidance_batched=True, strength=1.0, spacing='leading'):
-        """Deblur one window: ``blur`` ``[B, 3, F, H, W]`` in [-1, 1] -> ``[B, 3, F, H, W]``."""
+               guidance_batched=True, strength=1.0, start_from='blur', spacing='leading'):
+        """Deblur one window: ``blur`` ``[B, 3, F, H, W]`` in [-1, 1] -> ``[B, 3, F, H, W]``.
+
+        ``strength`` < 1 starts the reverse process part-way, at ``timesteps[round((1 - strength) * steps)]``,
+        from a noised guess (SDEdit): ``start_from: blur`` guesses the blurry video itself (zero residual),
+        ``start_from: mean`` the network's own clean estimate from pure noise at t = T - 1 (one more
+        network call; under zero terminal SNR it is the conditional mean, and with the same noise this is
+        DDIM with a first jump from T - 1 to the start): the remaining steps then refine that estimate.
+        """
         if self.target == 'residual' and self.residual_scale is None:
             raise ValueError('target residual needs residual_scale: load a trained checkpoint or set a number')
+        if start_from not in STARTS:
+            raise ValueError(f'sampling start_from must be one of {STARTS}, got {start_from!r}')
         b, f = blur.shape[0], blur.shape[2]
         z_blur = net.vae.encode(blur)
         cond = {'concat': net.encode_blur(blur), 'image_embedding': net.encode_image(blur[:, :, f // 2]),
@@ -102,12 +114,16 @@ class VDDDiffusion:
 
         scheduler = make_scheduler(sampler, spacing=spacing, **self.schedule_args)
         start = start_index_for(strength, steps)
+        fn = guided(model, cond, uncond, guidance_scale, guidance_batched)
         x_T = torch.randn(z_blur.shape, generator=generator, device=blur.device, dtype=z_blur.dtype)
-        if start > 0:  # SDEdit-style: noise the blur's own estimate (zero residual / the blur latent)
-            guess = torch.zeros_like(z_blur) if self.target == 'residual' else z_blur
+        if start > 0:
+            if start_from == 'mean':
+                t_max = torch.full((b,), self.schedule.num_timesteps - 1, device=blur.device, dtype=torch.long)
+                guess = self.schedule.x0_from_v(x_T, t_max, fn(x_T, t_max))
+            else:
+                guess = torch.zeros_like(z_blur) if self.target == 'residual' else z_blur
             t0 = timesteps(scheduler, steps)[start].to(blur.device).expand(b)
             x_T = self.schedule.q_sample(guess, t0, x_T)
-        fn = guided(model, cond, uncond, guidance_scale, guidance_batched)
         x0 = sample(fn, x_T, scheduler, steps=steps, eta=eta, generator=generator, start_index=start)
         return self.decode_target(net, x0, z_blur)
 

