@@ -13,7 +13,7 @@ import torch
 from einops import rearrange
 
 from basicsr_vdd.diffusion.guidance import guided
-from basicsr_vdd.diffusion.samplers import make_scheduler, sample, start_index_for, timesteps
+from basicsr_vdd.diffusion.samplers import SAMPLERS, SPACINGS, make_scheduler, sample, start_index_for, timesteps
 from basicsr_vdd.diffusion.schedule import (NoiseSchedule, offset_noise, sample_timesteps,
                                            timestep_sampling_kwargs)
 from basicsr_vdd.video_windows import pad_to_multiple, run_windowed
@@ -22,6 +22,31 @@ TARGETS = ('sharp', 'residual')
 SAMPLER_OPTIONS = ('sampler', 'steps', 'eta', 'guidance_scale', 'guidance_batched', 'strength', 'start_from',
                    'spacing')
 STARTS = ('blur', 'mean')
+SAMPLING_KEYS = SAMPLER_OPTIONS + ('window', 'overlap', 'tile', 'tile_overlap', 'seed')
+
+
+def check_sampling(sampling):
+    """Raise a ValueError that names the option for ``sampling:`` values no run can use (call before any work)."""
+    unknown = sorted(set(sampling) - set(SAMPLING_KEYS))
+    if unknown:
+        raise ValueError(f'sampling: unknown options {unknown}; known: {list(SAMPLING_KEYS)}')
+    get = sampling.get
+    choices = {'sampler': SAMPLERS, 'spacing': SPACINGS, 'start_from': STARTS}
+    for key, allowed in choices.items():
+        if key in sampling and sampling[key] not in allowed:
+            raise ValueError(f'sampling: {key} must be one of {list(allowed)}, got {sampling[key]!r}')
+    checks = [('steps', get('steps', 1) >= 1 and float(get('steps', 1)).is_integer(), 'an integer >= 1'),
+              ('guidance_scale', get('guidance_scale', 1.0) >= 0, '>= 0 (1 = no guidance)'),
+              ('eta', get('eta', 0.0) >= 0, '>= 0'),
+              ('strength', 0 < get('strength', 1.0) <= 1, 'in (0, 1]'),
+              ('window', get('window', 16) >= 1, '>= 1'),
+              ('overlap', 0 <= get('overlap', 4) < get('window', 16), f'in [0, window = {get("window", 16)})'),
+              ('tile', (get('tile') or 0) >= 0, '>= 0 (0: whole frames)'),
+              ('tile_overlap', not get('tile') or 0 <= (get('tile_overlap') or 0) < get('tile'),
+               f'in [0, tile = {get("tile")})')]
+    for key, ok, need in checks:
+        if not ok:
+            raise ValueError(f'sampling: {key} must be {need}, got {sampling[key]!r}')
 
 
 def to_model_video(frames):

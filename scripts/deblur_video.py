@@ -16,16 +16,33 @@ import sys
 import time
 
 import torch
+import yaml
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
+from basicsr_vdd.archs.checkpoint_io import CheckpointMismatchError  # noqa: E402
+from basicsr_vdd.data.video_io import VideoDataError  # noqa: E402
 from basicsr_vdd.diffusion.samplers import SAMPLERS, SPACINGS  # noqa: E402
-from basicsr_vdd.inference import load_vdd, read_video, write_video  # noqa: E402
-from basicsr_vdd.vdd_diffusion import STARTS  # noqa: E402
+from basicsr_vdd.inference import VIDEO_EXTENSIONS, load_vdd, read_video, write_video  # noqa: E402
+from basicsr_vdd.vdd_diffusion import STARTS, check_sampling  # noqa: E402
 
 
-def main(argv=None):
+def writable_target(path):
+    """Raise OSError unless ``path`` (a file or folder to be written) can be created: its nearest existing
+    ancestor must be a writable folder, and an existing ``path`` must be of the kind that will be written."""
+    is_file = path.lower().endswith(VIDEO_EXTENSIONS)
+    if osp.exists(path) and osp.isdir(path) == is_file:
+        raise OSError(f'{path}: exists and is {"a folder" if is_file else "a file"}; the output is '
+                      f'{"a video file" if is_file else "a frame folder"}')
+    ancestor = osp.dirname(osp.abspath(path)) if is_file else osp.abspath(path)
+    while not osp.exists(ancestor):
+        ancestor = osp.dirname(ancestor)
+    if not osp.isdir(ancestor) or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OSError(f'{path}: cannot be created ({ancestor} is not a writable folder)')
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('-opt', required=True, help='a VDD test option file (network_g, diffusion, sampling, path)')
     parser.add_argument('--input', action='append', required=True, help='video file or frame folder (repeatable)')
@@ -38,18 +55,33 @@ def main(argv=None):
     parser.add_argument('--sampler', choices=SAMPLERS)
     parser.add_argument('--spacing', choices=SPACINGS)
     parser.add_argument('--start-from', choices=STARTS, help='with --strength < 1: noise the blur or the mean estimate')
+    parser.add_argument('--debug', action='store_true', help='show the traceback of an error')
     args = parser.parse_args(argv)
     if len(args.input) != len(args.output):
         parser.error('give one --output per --input')
+    return args
+
+
+def run(args):
+    """Check every option and path, load the network, deblur each input of this process."""
+    for src in args.input:
+        if not osp.exists(src):
+            raise VideoDataError(f'{src}: no such video file or frame folder')
+    for dst in args.output:
+        writable_target(dst)
+    with open(args.opt) as f:
+        sampling = dict(yaml.safe_load(f).get('sampling') or {})
+    overrides = {'window': args.window, 'overlap': args.overlap, 'steps': args.steps, 'seed': args.seed,
+                 'guidance_scale': args.guidance, 'sampler': args.sampler, 'strength': args.strength,
+                 'spacing': args.spacing, 'start_from': args.start_from, 'tile': args.tile,
+                 'tile_overlap': args.tile_overlap}
+    sampling.update({k: v for k, v in overrides.items() if v is not None})
+    check_sampling(sampling)
 
     rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
     device = torch.device(f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}' if args.device == 'cuda' and world > 1
                           else args.device)
-    net, diffusion, sampling = load_vdd(args.opt, args.checkpoint, device)
-    overrides = {'window': args.window, 'overlap': args.overlap, 'steps': args.steps, 'seed': args.seed,
-                 'guidance_scale': args.guidance, 'sampler': args.sampler, 'strength': args.strength,
-                 'spacing': args.spacing, 'start_from': args.start_from, 'tile': args.tile, 'tile_overlap': args.tile_overlap}
-    sampling.update({k: v for k, v in overrides.items() if v is not None})
+    net, diffusion, _ = load_vdd(args.opt, args.checkpoint, device)
     for src, dst in list(zip(args.input, args.output))[rank::world]:
         frames, fps = read_video(src)
         start = time.time()
@@ -57,6 +89,18 @@ def main(argv=None):
         write_video(out[0].cpu(), dst, fps)
         print(f'{src} -> {dst}: {frames.shape[0]} frames of {frames.shape[3]}x{frames.shape[2]}, '
               f'{(time.time() - start) / frames.shape[0]:.2f} s/frame')
+
+
+def main(argv=None):
+    """Exit codes: 0 done, 2 a bad option, path, file or checkpoint (one line on stderr; --debug: traceback)."""
+    args = parse_args(argv)
+    try:
+        run(args)
+    except (VideoDataError, CheckpointMismatchError, ValueError, OSError) as err:
+        if args.debug:
+            raise
+        print(f'deblur_video: error: {err}', file=sys.stderr)
+        return 2
     return 0
 
 

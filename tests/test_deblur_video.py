@@ -59,11 +59,49 @@ def test_video_file_in_frame_folder_out_any_size(tiny_setup, tmp_path):
     assert torch.equal(read_video(out2)[0], result)
 
 
-def test_missing_and_corrupt_inputs_are_named(tiny_setup, tmp_path):
-    with pytest.raises(VideoDataError, match='nowhere.mp4: no such video file'):
-        deblur_video.main(['-opt', tiny_setup, '--input', str(tmp_path / 'nowhere.mp4'), '--output', str(tmp_path / 'o')])
+def _cli(args, capsys):
+    code = deblur_video.main(args)
+    err = capsys.readouterr().err
+    return code, err
+
+
+def test_missing_and_corrupt_inputs_are_one_line_errors(tiny_setup, tmp_path, capsys):
+    code, err = _cli(['-opt', tiny_setup, '--input', str(tmp_path / 'nowhere.mp4'), '--output', str(tmp_path / 'o')],
+                     capsys)
+    assert code == 2 and err.strip().endswith('nowhere.mp4: no such video file or frame folder')
+    assert len(err.strip().splitlines()) == 1 and 'Traceback' not in err
     bad = tmp_path / 'bad.mp4'
     bad.write_bytes(b'not a video')
-    with pytest.raises(VideoDataError, match='bad.mp4: cannot decode video'):
-        deblur_video.main(['-opt', tiny_setup, '--input', str(bad), '--output', str(tmp_path / 'o')])
+    code, err = _cli(['-opt', tiny_setup, '--input', str(bad), '--output', str(tmp_path / 'o')], capsys)
+    assert code == 2 and 'bad.mp4: cannot decode video' in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / 'o').exists()
+    with pytest.raises(VideoDataError, match='bad.mp4: cannot decode video'):  # --debug: the exception itself
+        deblur_video.main(['-opt', tiny_setup, '--input', str(bad), '--output', str(tmp_path / 'o'), '--debug'])
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--steps', '0'], 'sampling: steps must be an integer >= 1, got 0'),
+    (['--guidance', '-1'], 'sampling: guidance_scale must be >= 0'),
+    (['--window', '4', '--overlap', '4'], 'sampling: overlap must be in [0, window = 4)'),
+    (['--tile', '16', '--tile_overlap', '16'], 'sampling: tile_overlap must be in [0, tile = 16)'),
+    (['--strength', '0'], 'sampling: strength must be in (0, 1]'),
+])
+def test_bad_options_fail_before_any_work(tiny_setup, tmp_path, capsys, extra, message):
+    frames = tmp_path / 'frames'
+    write_video(torch.rand(3, 3, 16, 16), str(frames))
+    code, err = _cli(['-opt', tiny_setup, '--input', str(frames), '--output', str(tmp_path / 'out')] + extra, capsys)
+    assert code == 2 and err.startswith(f'deblur_video: error: {message}') and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / 'out').exists()
+
+
+def test_unwritable_or_wrong_kind_of_output_fails_before_any_work(tiny_setup, tmp_path, capsys):
+    frames = tmp_path / 'frames'
+    write_video(torch.rand(3, 3, 16, 16), str(frames))
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('x')
+    code, err = _cli(['-opt', tiny_setup, '--input', str(frames), '--output', str(blocker / 'sub' / 'out.mp4')], capsys)
+    assert code == 2 and 'is not a writable folder' in err and str(blocker) in err
+    code, err = _cli(['-opt', tiny_setup, '--input', str(frames), '--output', str(frames) + '.mp4', '--input',
+                      str(frames), '--output', str(blocker)], capsys)
+    assert code == 2 and 'a_file: exists and is a file; the output is a frame folder' in err
+    assert not osp.exists(str(frames) + '.mp4')  # the check of the second output ran before the first was written

@@ -9,6 +9,7 @@ from basicsr_vdd.diffusion.guidance import guided
 from basicsr_vdd.diffusion.samplers import make_scheduler, sample, start_index_for, timesteps
 from basicsr_vdd.diffusion.schedule import (NoiseSchedule, linear_sd_betas, offset_noise, sample_timesteps,
                                            timestep_sampling_kwargs)
+from basicsr_vdd.vdd_diffusion import check_sampling
 from conftest import FIXTURES
 
 REF = torch.load(osp.join(FIXTURES, 'diffusion_schedule.pt'), weights_only=True)
@@ -177,3 +178,28 @@ def test_logit_normal_with_a_uniform_fraction_is_the_mixture_drawn_in_order():
     assert abs((many < 300).float().mean().item() - 0.15) < 0.01  # 0.5 * 0.3 from the uniform half
     with pytest.raises(ValueError, match='uniform_fraction'):
         timestep_sampling_kwargs({'type': 'logit_normal', 'uniform_fraction': 1.5})
+
+
+@pytest.mark.parametrize('bad, message', [
+    ({'steps': 0}, 'steps must be an integer >= 1, got 0'),
+    ({'steps': 2.5}, 'steps must be an integer >= 1'),
+    ({'guidance_scale': -1}, 'guidance_scale must be >= 0'),
+    ({'eta': -0.1}, 'eta must be >= 0'),
+    ({'strength': 0}, r'strength must be in \(0, 1\]'),
+    ({'strength': 1.5}, r'strength must be in \(0, 1\]'),
+    ({'window': 8, 'overlap': 8}, r'overlap must be in \[0, window = 8\)'),
+    ({'tile': 64, 'tile_overlap': 64}, r'tile_overlap must be in \[0, tile = 64\)'),
+    ({'tile': -8}, 'tile must be >= 0'),
+    ({'sampler': 'euler'}, 'sampler must be one of'),
+    ({'spacing': 'linspace'}, 'spacing must be one of'),
+    ({'start_from': 'sharp'}, 'start_from must be one of'),
+    ({'stpes': 4}, r"unknown options \['stpes'\]"),
+])
+def test_sampling_options_are_checked_before_any_work(bad, message):
+    with pytest.raises(ValueError, match=message):
+        check_sampling(dict({'steps': 4, 'window': 8, 'overlap': 2}, **bad))
+
+
+def test_valid_sampling_options_pass():
+    check_sampling({'sampler': 'ddim', 'steps': 1, 'spacing': 'trailing', 'guidance_scale': 0.0, 'strength': 1.0,
+                    'start_from': 'mean', 'window': 1, 'overlap': 0, 'tile': 0, 'tile_overlap': 16, 'seed': 3})

@@ -51,7 +51,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from basicsr_vdd.vdd_diffusion import VDDDiffusion, to_model_video
+from basicsr_vdd.vdd_diffusion import VDDDiffusion, check_sampling, to_model_video
 from .ema import ParameterEMA
 from .stage_checkpoint import checkpoint_state, load_part_state_dict, part_state_dict, read_checkpoint
 
@@ -68,6 +68,7 @@ class VDDModel(BaseModel):
         self.net_g = self.model_to_device(build_network(opt['network_g']))
         self.diffusion = VDDDiffusion(**opt.get('diffusion', {}))
         self.sampling = dict(opt.get('sampling', {}))
+        check_sampling(self.sampling)
         self.loaded_parts = ()
         self.ema = None
         load_path = opt['path'].get('pretrain_network_g')
