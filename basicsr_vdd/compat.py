@@ -16,7 +16,15 @@
   (STFAN's perceptual term is an MSE of VGG19 features).
 * ``BaseModel.get_optimizer`` knows only ``Adam``; the paper trains with AdamW. Any
   ``torch.optim`` optimizer can now be named in ``optim_g: type:``.
+* A resumed run restarts its epoch from the first batch with other crops and flips (measured: the
+  losses after a mid-epoch resume differed from the uninterrupted run's). The train sampler is
+  :class:`basicsr_vdd.data.resumable_sampler.ResumableSampler`, started at the position of the
+  resumed iteration.
+* ``save_network`` / ``save_training_state`` write straight to the final name: a kill during the
+  write leaves a truncated file that ``--auto_resume`` then picks. They write to a temporary file
+  and rename it (:func:`atomic_torch_save`).
 """
+import functools
 import glob
 import os
 import os.path as osp
@@ -26,6 +34,7 @@ from collections import Counter
 import torch
 
 _APPLIED = False
+_RESUMED = {}  # id(opt) -> (epoch, iteration) of the loaded resume state, for the train sampler
 
 
 def _install_functional_tensor_shim():
@@ -76,7 +85,59 @@ def load_resume_state(opt):
         raise FileNotFoundError(f'resume_state {path}: no such file')
     state = safe_torch_load(path, map_location=resume_map_location(opt))
     check_resume(opt, state['iter'])
+    _RESUMED[id(opt)] = (state['epoch'], state['iter'])
     return state
+
+
+def create_train_val_dataloader(opt, logger, _original=None):
+    """BasicSR's loaders with a :class:`ResumableSampler` seeded by ``manual_seed`` and, on resume,
+    started where the resumed iteration left its epoch (every epoch has ``len(train_loader)``
+    iterations: iteration ``i`` is batch ``(i - 1) % n`` of its epoch)."""
+    train_loader, train_sampler, *rest = _original(opt, logger)
+    train_sampler.seed = opt.get('manual_seed') or 0
+    epoch, resumed = _RESUMED.pop(id(opt), (0, 0))
+    if resumed and len(train_loader):
+        done = (resumed - 1) % len(train_loader) + 1  # batches of the resumed epoch already trained on
+        train_sampler.start_epoch = epoch
+        train_sampler.start = done * opt['datasets']['train']['batch_size_per_gpu']
+        logger.info(f'Resumed mid-epoch data order: skipping the first {done} batches of the epoch.')
+    return (train_loader, train_sampler, *rest)
+
+
+def atomic_torch_save(obj, path):
+    """``torch.save`` to ``path`` through a temporary file in the same folder: never a partial file."""
+    tmp = f'{path}.partial-{os.getpid()}'
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def save_network(self, net, net_label, current_iter, param_key='params'):
+    """BasicSR's ``save_network`` (rank 0, ``module.`` prefixes removed), written atomically."""
+    from basicsr.utils.dist_util import get_dist_info
+    if get_dist_info()[0] != 0:
+        return
+    label = 'latest' if current_iter == -1 else current_iter
+    nets = net if isinstance(net, list) else [net]
+    keys = param_key if isinstance(param_key, list) else [param_key]
+    if len(nets) != len(keys):
+        raise ValueError(f'save_network: {len(nets)} networks but {len(keys)} param keys')
+    save = {key: {k[len('module.'):] if k.startswith('module.') else k: v.cpu()
+                  for k, v in self.get_bare_model(n).state_dict().items()} for n, key in zip(nets, keys)}
+    atomic_torch_save(save, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+
+
+def save_training_state(self, epoch, current_iter):
+    """BasicSR's training state (epoch, iteration, optimizers, schedulers), written atomically."""
+    from basicsr.utils.dist_util import get_dist_info
+    if current_iter == -1 or get_dist_info()[0] != 0:
+        return
+    state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+             'schedulers': [s.state_dict() for s in self.schedulers]}
+    atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
 
 def get_optimizer(self, optim_type, params, lr, **kwargs):
@@ -114,7 +175,14 @@ def apply():
     from basicsr.models.base_model import BaseModel
     from basicsr_vdd.models.video_validation import video_validation
 
+    from basicsr_vdd.data.resumable_sampler import ResumableSampler
+
     basicsr.train.load_resume_state = load_resume_state
+    basicsr.train.EnlargedSampler = ResumableSampler
+    basicsr.train.create_train_val_dataloader = functools.partial(
+        create_train_val_dataloader, _original=basicsr.train.create_train_val_dataloader)
+    BaseModel.save_network = save_network
+    BaseModel.save_training_state = save_training_state
     video_base_model.VideoBaseModel.dist_validation = video_validation
     BaseModel.get_optimizer = get_optimizer
     _patch_perceptual_l2()

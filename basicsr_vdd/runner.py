@@ -13,6 +13,8 @@ import time
 
 import yaml
 
+from basicsr_vdd.compat import atomic_torch_save
+
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 METHODS_FILE = osp.join(ROOT, 'options', 'demo', 'methods.yml')
 
@@ -131,4 +133,4 @@ def export_half(src, dst, drop=()):
     missing = [k for k in drop if k not in state]
     if missing:
         raise KeyError(f'{src}: no {missing} to drop; it has {sorted(state)}')
-    torch.save(half({k: v for k, v in state.items() if k not in drop}), dst)
+    atomic_torch_save(half({k: v for k, v in state.items() if k not in drop}), dst)

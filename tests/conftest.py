@@ -50,16 +50,20 @@ def write_options(opt, path):
     return str(path)
 
 
-def run_pipeline(kind, opt_path, root, extra_args=(), timeout=900):
-    """Run BasicSR's ``train_pipeline``/``test_pipeline`` with our plugin in a fresh process under ``root``."""
+def pipeline_command(kind, opt_path, root, extra_args=()):
+    """``(argv, env)`` running BasicSR's ``train_pipeline``/``test_pipeline`` with our plugin under ``root``."""
     code = (
         'import sys; sys.path.insert(0, {repo!r}); import basicsr_vdd; '
         'from basicsr.{kind} import {kind}_pipeline; '
         'sys.argv = ["{kind}.py", "-opt", {opt!r}] + {extra!r}; {kind}_pipeline({root!r})'
     ).format(repo=REPO, kind=kind, opt=str(opt_path), extra=list(extra_args), root=str(root))
-    env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONHASHSEED='0')
-    proc = subprocess.run([sys.executable, '-c', code], cwd=str(root), env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return [sys.executable, '-c', code], dict(os.environ, HF_HUB_OFFLINE='1', PYTHONHASHSEED='0')
+
+
+def run_pipeline(kind, opt_path, root, extra_args=(), timeout=900):
+    """Run BasicSR's ``train_pipeline``/``test_pipeline`` with our plugin in a fresh process under ``root``."""
+    argv, env = pipeline_command(kind, opt_path, root, extra_args)
+    proc = subprocess.run(argv, cwd=str(root), env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f'{kind} pipeline failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}')
     return proc

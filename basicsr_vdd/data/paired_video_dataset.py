@@ -15,6 +15,7 @@ from basicsr.data.data_util import generate_frame_indices
 from basicsr.data.transforms import augment
 from basicsr.utils.registry import DATASET_REGISTRY
 
+from .resumable_sampler import seeded_random
 from .video_io import VideoDataError, read_frame, scan_paired_videos
 
 
@@ -72,6 +73,11 @@ class PairedVideoDataset(data.Dataset):
         return len(self.clips)
 
     def __getitem__(self, index):
+        # a ResumableSampler index carries the seed of this sample's crop, flips and reversal
+        with seeded_random(getattr(index, 'seed', None)):
+            return self._clip(int(index))
+
+    def _clip(self, index):
         name, start = self.clips[index]
         pairs = self.videos[name]['pairs']
         interval = random.choice([i for i in self.intervals if start + (self.num_frame - 1) * i < len(pairs)])

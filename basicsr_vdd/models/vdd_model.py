@@ -51,6 +51,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from basicsr_vdd.compat import atomic_torch_save
 from basicsr_vdd.vdd_diffusion import VDDDiffusion, check_sampling, to_model_video
 from .ema import ParameterEMA
 from .stage_checkpoint import checkpoint_state, load_part_state_dict, part_state_dict, read_checkpoint
@@ -222,7 +223,7 @@ class VDDModel(BaseModel):
     def save(self, epoch, current_iter):
         if get_dist_info()[0] == 0:
             label = 'latest' if current_iter == -1 else current_iter
-            torch.save(self.checkpoint(), osp.join(self.opt['path']['models'], f'net_g_{label}.pth'))
+            atomic_torch_save(self.checkpoint(), osp.join(self.opt['path']['models'], f'net_g_{label}.pth'))
         self.save_training_state(epoch, current_iter)
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
@@ -245,7 +246,7 @@ class VDDModel(BaseModel):
                  'generator': self.generator.get_state()}
         if self.ema is not None:
             state['ema'] = self.ema.state_dict()
-        torch.save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
