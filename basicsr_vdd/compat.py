@@ -20,6 +20,8 @@
   losses after a mid-epoch resume differed from the uninterrupted run's). The train sampler is
   :class:`basicsr_vdd.data.resumable_sampler.ResumableSampler`, started at the position of the
   resumed iteration.
+* Optimizers skip steps with non-finite gradients and stop training after
+  ``train: max_nonfinite_steps`` of them in a row (:mod:`basicsr_vdd.models.nonfinite_guard`).
 * ``save_network`` / ``save_training_state`` write straight to the final name: a kill during the
   write leaves a truncated file that ``--auto_resume`` then picks. They write to a temporary file
   and rename it (:func:`atomic_torch_save`).
@@ -141,11 +143,37 @@ def save_training_state(self, epoch, current_iter):
 
 
 def get_optimizer(self, optim_type, params, lr, **kwargs):
-    """Any ``torch.optim`` optimizer by class name (BasicSR 1.4.2 accepts only Adam)."""
+    """Any ``torch.optim`` optimizer by class name (BasicSR 1.4.2 accepts only Adam), guarded against
+    non-finite gradients (:mod:`basicsr_vdd.models.nonfinite_guard`)."""
+    from basicsr_vdd.models.nonfinite_guard import make_guarded
     cls = getattr(torch.optim, optim_type, None)
     if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
         raise NotImplementedError(f'optimizer {optim_type} is not a torch.optim optimizer')
-    return cls(params, lr, **kwargs)
+    limit = (self.opt.get('train') or {}).get('max_nonfinite_steps', 5)
+    return make_guarded(cls, params, lr, limit, **kwargs)
+
+
+def _patch_step_bookkeeping():
+    """The optimizers learn the iteration (for their messages); BasicSR's ``model_ema`` skips an
+    update when the step was skipped."""
+    from basicsr.models.base_model import BaseModel
+
+    update_learning_rate, model_ema = BaseModel.update_learning_rate, BaseModel.model_ema
+    if getattr(update_learning_rate, '_vdd_patched', False):
+        return
+
+    def update_lr(self, current_iter, warmup_iter=-1):
+        for optimizer in getattr(self, 'optimizers', ()):
+            optimizer.current_iter = current_iter
+        return update_learning_rate(self, current_iter, warmup_iter)
+
+    def ema(self, decay=0.999):
+        if any(getattr(o, 'last_step_skipped', False) for o in getattr(self, 'optimizers', ())):
+            return
+        return model_ema(self, decay)
+
+    update_lr._vdd_patched = True
+    BaseModel.update_learning_rate, BaseModel.model_ema = update_lr, ema
 
 
 def _patch_perceptual_l2():
@@ -186,5 +214,6 @@ def apply():
     video_base_model.VideoBaseModel.dist_validation = video_validation
     BaseModel.get_optimizer = get_optimizer
     _patch_perceptual_l2()
+    _patch_step_bookkeeping()
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     _APPLIED = True

@@ -35,6 +35,7 @@ Options (beyond BasicSR's usual ``network_g``, ``path``, ``train``, ``val``, ``l
       grad_clip: ~                 # max grad norm
       autocast: ~ | bf16 | fp16    # mixed precision (fp16 uses a GradScaler)
       gradient_checkpointing: false
+      max_nonfinite_steps: 5       # steps with NaN/inf gradients are skipped; this many in a row stop training
 
 Checkpoints: see :mod:`basicsr_vdd.models.stage_checkpoint` (only the parts training changed).
 """
@@ -174,7 +175,7 @@ class VDDModel(BaseModel):
             self.grad_scaler.update()
         else:
             self.optimizer_g.step()
-        if self.ema is not None:
+        if self.ema is not None and not getattr(self.optimizer_g, 'last_step_skipped', False):
             self.ema.update(self.bare)
         losses['l_total'] = loss
         self.log_dict = self.reduce_loss_dict(losses)
