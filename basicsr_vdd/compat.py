@@ -153,6 +153,29 @@ def get_optimizer(self, optim_type, params, lr, **kwargs):
     return make_guarded(cls, params, lr, limit, **kwargs)
 
 
+def _patch_load_network():
+    """BasicSR's ``load_network`` errors (a missing key, a shape) name the file they came from."""
+    from basicsr.models.base_model import BaseModel
+    from basicsr_vdd.archs.checkpoint_io import CheckpointMismatchError
+
+    load_network = BaseModel.load_network
+    if getattr(load_network, '_vdd_patched', False):
+        return
+
+    def load(self, net, load_path, strict=True, param_key='params'):
+        if not osp.isfile(load_path):
+            raise FileNotFoundError(f'{load_path}: checkpoint not found')
+        try:
+            return load_network(self, net, load_path, strict, param_key)
+        except (RuntimeError, KeyError, ValueError, TypeError) as err:
+            detail = str(err).strip().splitlines()
+            raise CheckpointMismatchError(f'{load_path}: does not fit {type(self.get_bare_model(net)).__name__} '
+                                          f'({type(err).__name__}: {" ".join(detail)[:600]})') from err
+
+    load._vdd_patched = True
+    BaseModel.load_network = load
+
+
 def _patch_step_bookkeeping():
     """The optimizers learn the iteration (for their messages); BasicSR's ``model_ema`` skips an
     update when the step was skipped."""
@@ -215,5 +238,6 @@ def apply():
     BaseModel.get_optimizer = get_optimizer
     _patch_perceptual_l2()
     _patch_step_bookkeeping()
+    _patch_load_network()
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     _APPLIED = True

@@ -7,6 +7,7 @@ memory on large frames).
 """
 import os
 import os.path as osp
+import shutil
 
 import numpy as np
 import torch
@@ -57,18 +58,35 @@ def read_video(path):
 
 
 def write_video(frames, path, fps=None):
-    """Write ``[N, 3, H, W]`` in [0, 1] as PNG frames (a folder) or a video file (by extension)."""
+    """Write ``[N, 3, H, W]`` in [0, 1] as PNG frames (a folder) or a video file (by extension).
+
+    Written under a temporary name next to ``path`` and renamed when complete: an error or a signal
+    never leaves a partial video or folder under ``path`` (a kill -9 may leave ``*.partial*``)."""
     images = (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    if not path.lower().endswith(VIDEO_EXTENSIONS):
-        import cv2
-        os.makedirs(path, exist_ok=True)
-        for i, img in enumerate(images):
-            cv2.imwrite(osp.join(path, f'{i:06d}.png'), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-        return
+    folder = not path.lower().endswith(VIDEO_EXTENSIONS)
+    tmp = f'{path}.partial' if folder else f'{path}.partial{osp.splitext(path)[1]}'
+    try:
+        _write_frames(images, tmp) if folder else _write_file(images, tmp, fps)
+        _replace(tmp, path)
+    finally:
+        if osp.isdir(tmp):
+            shutil.rmtree(tmp)
+        elif osp.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_frames(images, folder):
+    import cv2
+    os.makedirs(folder)
+    for i, img in enumerate(images):
+        if not cv2.imwrite(osp.join(folder, f'{i:06d}.png'), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
+            raise OSError(f'{folder}: could not write frame {i}')
+
+
+def _write_file(images, path, fps):
     import av
     from fractions import Fraction
-    tmp = path + '.partial' + osp.splitext(path)[1]
-    with av.open(tmp, 'w') as container:
+    with av.open(path, 'w') as container:
         stream = container.add_stream('mpeg4', rate=Fraction(fps or 24).limit_denominator(1001))
         stream.width, stream.height = images.shape[2] - images.shape[2] % 2, images.shape[1] - images.shape[1] % 2
         stream.pix_fmt, stream.bit_rate = 'yuv420p', 20_000_000
@@ -76,4 +94,16 @@ def write_video(frames, path, fps=None):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[:stream.height, :stream.width]), format='rgb24')
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
-    os.replace(tmp, path)  # nothing partial under the requested name
+
+
+def _replace(tmp, path):
+    """Move the finished ``tmp`` to ``path``; an existing ``path`` is replaced only once ``tmp`` is complete."""
+    if osp.isdir(path) and os.listdir(path):
+        old = f'{path}.old-{os.getpid()}'
+        os.rename(path, old)
+        os.rename(tmp, path)
+        shutil.rmtree(old)
+    else:
+        if osp.isdir(path):
+            os.rmdir(path)
+        os.replace(tmp, path)

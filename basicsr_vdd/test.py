@@ -8,7 +8,7 @@ sys.path[:] = [p for p in sys.path if osp.abspath(p or '.') != osp.dirname(osp.a
 sys.path.insert(0, ROOT)
 
 import basicsr_vdd  # noqa: E402,F401  (compat layer + registration)
-from basicsr.test import test_pipeline  # noqa: E402
+from basicsr_vdd.cli import main  # noqa: E402
 
 if __name__ == '__main__':
-    test_pipeline(ROOT)
+    sys.exit(main('test', ROOT))

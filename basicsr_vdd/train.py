@@ -1,4 +1,7 @@
-"""Train with BasicSR's own pipeline: ``python basicsr_vdd/train.py -opt X.yml [--auto_resume] [--debug]``."""
+"""Train with BasicSR's own pipeline: ``python basicsr_vdd/train.py -opt X.yml [--auto_resume] [--debug]``.
+
+Option checks, one-line errors and clean-up of failed runs: :mod:`basicsr_vdd.cli`.
+"""
 import os.path as osp
 import sys
 
@@ -8,7 +11,7 @@ sys.path[:] = [p for p in sys.path if osp.abspath(p or '.') != osp.dirname(osp.a
 sys.path.insert(0, ROOT)
 
 import basicsr_vdd  # noqa: E402,F401  (compat layer + registration)
-from basicsr.train import train_pipeline  # noqa: E402
+from basicsr_vdd.cli import main  # noqa: E402
 
 if __name__ == '__main__':
-    train_pipeline(ROOT)
+    sys.exit(main('train', ROOT))

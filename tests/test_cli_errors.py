@@ -1,0 +1,100 @@
+"""train.py / test.py: bad options, paths and checkpoints are one line on stderr with exit code 2, and a
+run that fails leaves no empty experiment/result folder behind (an earlier run keeps its name)."""
+import os
+import subprocess
+import sys
+
+import torch
+
+from conftest import REPO, load_options, write_options
+
+
+def run_cli(kind, opt_path, root, *extra):
+    code = ('import sys; sys.path.insert(0, {repo!r}); from basicsr_vdd.cli import main; '
+            'sys.argv = ["{kind}.py", "-opt", {opt!r}] + {extra!r}; sys.exit(main("{kind}", {root!r}))'
+            ).format(repo=REPO, kind=kind, opt=str(opt_path), extra=list(extra), root=str(root))
+    return subprocess.run([sys.executable, '-c', code], cwd=str(root), capture_output=True, text=True,
+                          env=dict(os.environ, HF_HUB_OFFLINE='1'), timeout=300)
+
+
+def edvr_test_options(tiny_gopro, checkpoint):
+    opt = load_options('options/demo/test_edvr_synth.yml')
+    opt['name'] = 'edvr_cli'
+    opt['datasets']['test']['dataroot'] = str(tiny_gopro / 'test')
+    opt['network_g'].update(num_feat=16, deformable_groups=4, num_extract_block=1, num_reconstruct_block=1)
+    opt['path']['pretrain_network_g'] = str(checkpoint)
+    opt['val']['metrics'].pop('lpips', None)
+    return opt
+
+
+def one_error_line(proc, *fragments):
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert lines[-1].startswith(('test.py: error: ', 'train.py: error: ')), proc.stderr[-3000:]
+    assert 'Traceback' not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[-1], lines[-1]
+
+
+def test_refused_checkpoint_names_the_file_and_leaves_no_results(tiny_gopro, tmp_path):
+    root = tmp_path / 'root'
+    root.mkdir()
+    bad = tmp_path / 'other_network.pth'
+    torch.save({'params': {'conv.weight': torch.zeros(3, 3)}}, bad)
+    opt_path = write_options(edvr_test_options(tiny_gopro, bad), tmp_path / 'test.yml')
+    proc = run_cli('test', opt_path, root)
+    one_error_line(proc, str(bad), 'does not fit EDVR')
+    assert not (root / 'results' / 'edvr_cli').exists()
+
+    # an earlier run of the same name keeps its name and its files (BasicSR archived it meanwhile)
+    earlier = root / 'results' / 'edvr_cli'
+    earlier.mkdir(parents=True)
+    (earlier / 'metrics.json').write_text('{}')
+    one_error_line(run_cli('test', opt_path, root), str(bad))
+    assert sorted(os.listdir(root / 'results')) == ['edvr_cli'] and (earlier / 'metrics.json').is_file()
+
+
+def test_bad_options_are_refused_before_any_folder_is_made(tiny_gopro, tmp_path, monkeypatch, capsys):
+    from basicsr_vdd.cli import main
+
+    def refused(kind, opt_path, *fragments):
+        monkeypatch.setattr(sys, 'argv', [f'{kind}.py', '-opt', str(opt_path)])
+        code = main(kind, str(root))
+        proc = subprocess.CompletedProcess([], code, '', capsys.readouterr().err)
+        one_error_line(proc, *fragments)
+
+    root = tmp_path / 'root'
+    root.mkdir()
+    opt = load_options('options/demo/test_vdd_synth.yml')
+    opt['datasets']['test']['dataroot'] = str(tiny_gopro / 'test')
+    cases = [({'steps': 0}, 'sampling: steps'), ({'guidance_scale': -1}, 'guidance'),
+             ({'overlap': 8, 'window': 8}, 'overlap'), ({'strength': 1.5}, 'strength'), ({'stpes': 4}, 'stpes')]
+    for change, fragment in cases:
+        bad = dict(opt, sampling=dict(opt['sampling'], **change))
+        refused('test', write_options(bad, tmp_path / 'bad.yml'), fragment)
+    missing = dict(opt, datasets={'test': dict(opt['datasets']['test'], dataroot=str(tmp_path / 'nowhere'))})
+    refused('test', write_options(missing, tmp_path / 'bad.yml'), 'nowhere', 'dataroot')
+    no_ckpt = dict(opt, path=dict(opt['path'], pretrain_network_g=str(tmp_path / 'none.pth')))
+    refused('test', write_options(no_ckpt, tmp_path / 'bad.yml'), 'pretrain_network_g', 'none.pth')
+    train = load_options('options/demo/train_srn_synth.yml')
+    train['datasets']['train']['dataroot'] = str(tmp_path / 'no_train_data')
+    refused('train', write_options(train, tmp_path / 'train.yml'), 'no_train_data')
+    train = load_options('options/demo/vdd_stage2_synth.yml')
+    train['train']['max_nonfinite_steps'] = 0
+    refused('train', write_options(train, tmp_path / 'train.yml'), 'max_nonfinite_steps')
+    refused('train', tmp_path / 'absent.yml', 'absent.yml')
+    assert not (root / 'results').exists() and not (root / 'experiments').exists()
+
+
+def test_bad_dataset_found_by_the_pipeline_leaves_no_experiment_folder(tiny_gopro, tmp_path):
+    root = tmp_path / 'root'
+    root.mkdir()
+    (tiny_gopro / 'train' / 'vid_a' / 'blur' / '000003.png').unlink()  # a blurry frame missing
+    opt = load_options('options/demo/train_srn_synth.yml')
+    opt['name'] = 'srn_cli'
+    opt['datasets']['train'].update(dataroot=str(tiny_gopro / 'train'), num_worker_per_gpu=0)
+    opt['datasets']['val']['dataroot'] = str(tiny_gopro / 'test')
+    proc = run_cli('train', write_options(opt, tmp_path / 'train.yml'), root)
+    one_error_line(proc, 'vid_a')
+    assert not (root / 'experiments' / 'srn_cli').exists()
+    assert not (root / 'tb_logger' / 'srn_cli').exists() or not os.listdir(root / 'tb_logger' / 'srn_cli')
