@@ -22,6 +22,9 @@
   resumed iteration.
 * Optimizers skip steps with non-finite gradients and stop training after
   ``train: max_nonfinite_steps`` of them in a row (:mod:`basicsr_vdd.models.nonfinite_guard`).
+* ``init_dist`` and ``model_to_device`` assume GPUs (nccl, ``torch.cuda.set_device``, DDP
+  ``device_ids``): :func:`init_dist` uses gloo without a GPU, so ``torchrun ... --launcher pytorch``
+  also trains on CPU processes.
 * ``save_network`` / ``save_training_state`` write straight to the final name: a kill during the
   write leaves a truncated file that ``--auto_resume`` then picks. They write to a temporary file
   and rename it (:func:`atomic_torch_save`).
@@ -133,12 +136,16 @@ def save_network(self, net, net_label, current_iter, param_key='params'):
 
 
 def save_training_state(self, epoch, current_iter):
-    """BasicSR's training state (epoch, iteration, optimizers, schedulers), written atomically."""
+    """BasicSR's training state (epoch, iteration, optimizers, schedulers), written atomically, with
+    every rank's parameter fingerprint (a check that the ranks trained the same network)."""
     from basicsr.utils.dist_util import get_dist_info
-    if current_iter == -1 or get_dist_info()[0] != 0:
+    if current_iter == -1:
+        return
+    fingerprints = rank_states(parameter_fingerprint(self.net_g))
+    if get_dist_info()[0] != 0:
         return
     state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
-             'schedulers': [s.state_dict() for s in self.schedulers]}
+             'schedulers': [s.state_dict() for s in self.schedulers], 'param_fingerprints': fingerprints}
     atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
 
@@ -151,6 +158,51 @@ def get_optimizer(self, optim_type, params, lr, **kwargs):
         raise NotImplementedError(f'optimizer {optim_type} is not a torch.optim optimizer')
     limit = (self.opt.get('train') or {}).get('max_nonfinite_steps', 5)
     return make_guarded(cls, params, lr, limit, **kwargs)
+
+
+def init_dist(launcher, backend='nccl', **kwargs):
+    """BasicSR's ``init_dist`` that also runs without a GPU: gloo instead of nccl, no CUDA device to
+    set (BasicSR's version divides by ``torch.cuda.device_count()``). With GPUs: the local rank's GPU."""
+    import torch.distributed as dist
+    from basicsr.utils import dist_util
+
+    if launcher != 'pytorch':  # slurm: BasicSR's own (GPU clusters)
+        return dist_util.init_dist(launcher, backend, **kwargs)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', os.environ['RANK'])) % torch.cuda.device_count())
+    else:
+        backend = 'gloo'
+    dist.init_process_group(backend=backend)
+
+
+def model_to_device(self, net):
+    """BasicSR's ``model_to_device``; DistributedDataParallel also on CPU (no ``device_ids`` there)."""
+    from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+    net = net.to(self.device)
+    if self.opt['dist']:
+        device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+        return DistributedDataParallel(net, device_ids=device_ids,
+                                       find_unused_parameters=self.opt.get('find_unused_parameters', False))
+    if self.opt['num_gpu'] > 1:
+        return DataParallel(net)
+    return net
+
+
+def rank_states(obj):
+    """``[obj of rank 0, obj of rank 1, ...]`` gathered on every rank (``[obj]`` when not distributed)."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def parameter_fingerprint(net):
+    """Sum of squares of the trainable parameters (float64): equal on every rank of a healthy run."""
+    with torch.no_grad():
+        return float(sum(p.detach().double().pow(2).sum() for p in net.parameters() if p.requires_grad))
 
 
 def _patch_load_network():
@@ -233,6 +285,9 @@ def apply():
     basicsr.train.create_train_val_dataloader = functools.partial(
         create_train_val_dataloader, _original=basicsr.train.create_train_val_dataloader)
     BaseModel.save_network = save_network
+    BaseModel.model_to_device = model_to_device
+    import basicsr.utils.options
+    basicsr.utils.options.init_dist = init_dist
     BaseModel.save_training_state = save_training_state
     video_base_model.VideoBaseModel.dist_validation = video_validation
     BaseModel.get_optimizer = get_optimizer

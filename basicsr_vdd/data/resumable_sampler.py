@@ -6,8 +6,9 @@ iteration 20 of an epoch therefore sees other samples than the uninterrupted run
 
 * :class:`ResumableSampler` (BasicSR's ``EnlargedSampler``, same order) can start ``start``
   positions into an epoch, and hands out :class:`SampleIndex` ints that carry a seed derived from
-  (manual seed, epoch, rank, position): the sample's randomness no longer depends on which worker
-  loads it or on what was drawn before.
+  (manual seed, epoch, position in the epoch's global order): the sample's randomness no longer
+  depends on which worker or rank loads it or on what was drawn before (two ranks with batch B see
+  the same samples, crops and flips as one process with batch 2B).
 * :func:`seeded_random` seeds Python's ``random`` (used by BasicSR's ``augment``) for one sample
   and restores the previous state afterwards.
 """
@@ -31,9 +32,9 @@ class SampleIndex(int):
         return SampleIndex, (int(self), self.seed)
 
 
-def sample_seed(seed, epoch, rank, position):
+def sample_seed(seed, epoch, position):
     """A 63-bit seed for one sample, a pure function of its place in training."""
-    state = np.random.SeedSequence([int(seed) % 2 ** 32, int(epoch), int(rank), int(position)])
+    state = np.random.SeedSequence([int(seed) % 2 ** 32, int(epoch), int(position)])
     return int(state.generate_state(2, np.uint32).astype(np.uint64) @ np.array([2 ** 31, 1], np.uint64))
 
 
@@ -66,5 +67,6 @@ class ResumableSampler(EnlargedSampler):
     def __iter__(self):
         indices = list(super().__iter__())
         start = self.start if self.epoch == self.start_epoch else 0
-        return iter([SampleIndex(index, sample_seed(self.seed, self.epoch, self.rank, position))
+        # rank r holds positions r, r + R, r + 2R, ... of the epoch's global order (EnlargedSampler)
+        return iter([SampleIndex(index, sample_seed(self.seed, self.epoch, position * self.num_replicas + self.rank))
                      for position, index in enumerate(indices) if position >= start])

@@ -52,7 +52,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from basicsr_vdd.compat import atomic_torch_save
+from basicsr_vdd.compat import atomic_torch_save, parameter_fingerprint, rank_states
 from basicsr_vdd.vdd_diffusion import VDDDiffusion, check_sampling, to_model_video
 from .ema import ParameterEMA
 from .stage_checkpoint import checkpoint_state, load_part_state_dict, part_state_dict, read_checkpoint
@@ -237,24 +237,30 @@ class VDDModel(BaseModel):
         get_root_logger().info(f'Loaded {ckpt["parts"]} ({key}) from {load_path}')
 
     def save_training_state(self, epoch, current_iter):
-        """BasicSR's state plus what an exact resume needs: the EMA shadows and the generator that
-        draws every random number of a training step (timesteps, noise, token dropout, dropout)."""
-        if current_iter == -1 or get_dist_info()[0] != 0:
+        """BasicSR's state plus what an exact resume needs: the EMA shadows and every rank's generator,
+        which draws every random number of a training step (timesteps, noise, token dropout, dropout);
+        and every rank's parameter fingerprint (equal when the ranks trained the same network)."""
+        if current_iter == -1:
+            return
+        generators = rank_states(self.generator.get_state())
+        fingerprints = rank_states(parameter_fingerprint(self.net_g))
+        if get_dist_info()[0] != 0:
             return
         state = {'epoch': epoch, 'iter': current_iter,
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers],
-                 'generator': self.generator.get_state()}
+                 'generator': generators[0], 'generators': generators, 'param_fingerprints': fingerprints}
         if self.ema is not None:
             state['ema'] = self.ema.state_dict()
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
-        rank = get_dist_info()[0]
-        if rank == 0 and 'generator' in resume_state:
-            self.generator.set_state(resume_state['generator'].cpu())
-        else:  # only rank 0's state is saved: other ranks draw fresh, distinct noise
+        rank, world_size = get_dist_info()
+        generators = resume_state.get('generators', [resume_state['generator']] if 'generator' in resume_state else [])
+        if len(generators) == world_size:
+            self.generator.set_state(generators[rank].cpu())
+        else:  # saved with another number of ranks: fresh, distinct noise per rank
             self.generator.manual_seed(self.opt['manual_seed'] * 1000003 + rank + resume_state['iter'])
         if self.ema is not None and 'ema' in resume_state:
             self.ema.load_state_dict(resume_state['ema'])
