@@ -13,6 +13,7 @@ import argparse
 import os
 import os.path as osp
 import sys
+import tempfile
 import time
 
 import torch
@@ -40,6 +41,10 @@ def writable_target(path):
         ancestor = osp.dirname(ancestor)
     if not osp.isdir(ancestor) or not os.access(ancestor, os.W_OK | os.X_OK):
         raise OSError(f'{path}: cannot be created ({ancestor} is not a writable folder)')
+    try:  # permissions can say yes where creating fails (read-only mounts, /proc)
+        tempfile.TemporaryFile(dir=ancestor).close()
+    except OSError as err:
+        raise OSError(f'{path}: cannot be created (no file can be made in {ancestor}: {err.strerror})') from err
 
 
 def parse_args(argv=None):
