@@ -16,7 +16,7 @@ from basicsr_vdd.diffusion.guidance import guided
 from basicsr_vdd.diffusion.samplers import SAMPLERS, SPACINGS, make_scheduler, sample, start_index_for, timesteps
 from basicsr_vdd.diffusion.schedule import (NoiseSchedule, offset_noise, sample_timesteps,
                                            timestep_sampling_kwargs)
-from basicsr_vdd.video_windows import pad_to_multiple, run_windowed
+from basicsr_vdd.video_windows import pad_to_multiple, run_windowed, stream_windowed
 
 TARGETS = ('sharp', 'residual')
 SAMPLER_OPTIONS = ('sampler', 'steps', 'eta', 'guidance_scale', 'guidance_batched', 'strength', 'start_from',
@@ -152,6 +152,26 @@ class VDDDiffusion:
         x0 = sample(fn, x_T, scheduler, steps=steps, eta=eta, generator=generator, start_index=start)
         return self.decode_target(net, x0, z_blur)
 
+    def _window_sampler(self, net, sampling, name, device, whole_frame):
+        """``fn(clip, (t0, y0, x0))`` for :func:`run_windowed`: sample one window with its own seed."""
+        seed = int(sampling.get('seed', 0))
+        options = {k: sampling[k] for k in SAMPLER_OPTIONS if k in sampling}
+
+        def deblur_window(clip, offset):
+            key = f'{name}:{offset[0]}' if whole_frame else f'{name}:{offset[0]}:{offset[1]}:{offset[2]}'
+            generator = torch.Generator(device).manual_seed(seed ^ zlib.crc32(key.encode()))
+            return self.sample(net, clip, generator, **options)
+        return deblur_window
+
+    @staticmethod
+    def _tiles(net, sampling):
+        multiple = net.size_multiple
+        tile, tile_overlap = int(sampling.get('tile') or 0), int(sampling.get('tile_overlap') or 0)
+        if tile % multiple or tile_overlap % multiple:
+            raise ValueError(f'sampling: tile ({tile}) and tile_overlap ({tile_overlap}) must be multiples of '
+                             f'{multiple} pixels for this network')
+        return tile, tile_overlap
+
     @torch.no_grad()
     def deblur_video(self, net, lq, sampling, name=''):
         """Deblur a whole video ``lq`` ``[B, N, C, H, W]`` in [0, 1] -> ``[B, N, C, H, W]`` in [0, 1].
@@ -162,21 +182,40 @@ class VDDDiffusion:
         independently, each with its own generator seeded from ``sampling['seed']``, ``name`` and
         the window's offset (results do not depend on the order or on the process), and blended.
         """
-        multiple = net.size_multiple
-        tile, tile_overlap = int(sampling.get('tile') or 0), int(sampling.get('tile_overlap') or 0)
-        if tile % multiple or tile_overlap % multiple:
-            raise ValueError(f'sampling: tile ({tile}) and tile_overlap ({tile_overlap}) must be multiples of '
-                             f'{multiple} pixels for this network')
-        video, (h, w) = pad_to_multiple(to_model_video(lq), multiple)
-        seed = int(sampling.get('seed', 0))
-        options = {k: sampling[k] for k in SAMPLER_OPTIONS if k in sampling}
+        tile, tile_overlap = self._tiles(net, sampling)
+        video, (h, w) = pad_to_multiple(to_model_video(lq), net.size_multiple)
         whole_frame = not tile or (video.shape[-2] <= tile and video.shape[-1] <= tile)
-
-        def deblur_window(clip, offset):
-            key = f'{name}:{offset[0]}' if whole_frame else f'{name}:{offset[0]}:{offset[1]}:{offset[2]}'
-            generator = torch.Generator(lq.device).manual_seed(seed ^ zlib.crc32(key.encode()))
-            return self.sample(net, clip, generator, **options)
-
-        out = run_windowed(deblur_window, video, int(sampling.get('window', 16)), int(sampling.get('overlap', 4)),
+        fn = self._window_sampler(net, sampling, name, lq.device, whole_frame)
+        out = run_windowed(fn, video, int(sampling.get('window', 16)), int(sampling.get('overlap', 4)),
                            tile, tile_overlap)
         return from_model_video(out[..., :h, :w])
+
+    @torch.no_grad()
+    def deblur_stream(self, net, frames, num_frames, sampling, name='', device='cpu'):
+        """:meth:`deblur_video` over a stream: ``frames`` yields ``num_frames`` frames ``[B, C, H, W]``
+        in [0, 1] (any device); yields the deblurred frames ``[B, C, H, W]`` in [0, 1] on ``device``
+        as soon as each is final. Bit for bit the frames of :meth:`deblur_video`; memory holds one
+        window (and its overlap), not the video."""
+        tile, tile_overlap = self._tiles(net, sampling)
+        multiple, size = net.size_multiple, {}
+
+        def model_frames():
+            for frame in frames:
+                padded, size['hw'] = pad_to_multiple(frame.to(device) * 2 - 1, multiple)
+                size['whole'] = not tile or (padded.shape[-2] <= tile and padded.shape[-1] <= tile)
+                yield padded
+
+        source = model_frames()
+        first = next(source, None)
+        if first is None:
+            raise ValueError(f'{name}: no frames')
+        h, w = size['hw']
+        fn = self._window_sampler(net, sampling, name, torch.device(device), size['whole'])
+
+        def chained():
+            yield first
+            yield from source
+
+        for out in stream_windowed(fn, chained(), num_frames, int(sampling.get('window', 16)),
+                                   int(sampling.get('overlap', 4)), tile, tile_overlap):
+            yield ((out[..., :h, :w] + 1) / 2).clamp(0, 1)

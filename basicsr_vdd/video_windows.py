@@ -83,3 +83,50 @@ def pad_to_multiple(x, multiple, mode='reflect'):
         mode = 'replicate'  # reflection needs the pad to be smaller than the size
     flat = F.pad(flat, (0, pw, 0, ph), mode=mode)
     return flat.reshape(*lead, h + ph, w + pw), (h, w)
+
+
+def stream_windowed(fn, frames, num_frames, size, overlap, tile=0, tile_overlap=0):
+    """:func:`run_windowed` over a stream, yielding each output frame as soon as it is final.
+
+    ``frames`` yields ``num_frames`` input frames ``[B, C, H, W]``; yields output frames
+    ``[B, C', H, W]`` (float32) in order. Only the frames of the current window and the overlap
+    with the next are held, so memory does not grow with the video's length. Windows, tiles,
+    weights and the order of the blending sums are those of :func:`run_windowed`: the result is
+    bit for bit the same.
+    """
+    spans_t = temporal_windows(num_frames, size, overlap)
+    source, inputs, acc, total = iter(frames), {}, {}, {}
+    read = written = 0
+    for k, (t0, t1) in enumerate(spans_t):
+        while read < t1:
+            try:
+                inputs[read] = next(source)
+            except StopIteration:
+                raise ValueError(f'the frame stream ended after {read} of {num_frames} frames') from None
+            read += 1
+        video = torch.stack([inputs[i] for i in range(t0, t1)], dim=2)
+        h, w = video.shape[-2:]
+        spans_y = temporal_windows(h, tile, tile_overlap) if tile else [(0, h)]
+        spans_x = temporal_windows(w, tile, tile_overlap) if tile else [(0, w)]
+        for y0, y1 in spans_y:
+            for x0, x1 in spans_x:
+                clip = fn(video[:, :, :, y0:y1, x0:x1], (t0, y0, x0))
+                if clip.shape[2:] != (t1 - t0, y1 - y0, x1 - x0):
+                    raise ValueError(f'window at {(t0, y0, x0)} of {(t1 - t0, y1 - y0, x1 - x0)} returned '
+                                     f'{tuple(clip.shape[2:])}')
+                weight = (window_weights(t0, t1, num_frames, overlap).view(-1, 1, 1)
+                          * window_weights(y0, y1, h, tile_overlap).view(1, -1, 1)
+                          * window_weights(x0, x1, w, tile_overlap).view(1, 1, -1))
+                weighted = clip.float() * weight.to(clip.device)
+                for j, i in enumerate(range(t0, t1)):
+                    if i not in acc:
+                        acc[i] = clip.new_zeros(clip.shape[:2] + (h, w), dtype=torch.float32)
+                        total[i] = torch.zeros(h, w)
+                    acc[i][:, :, y0:y1, x0:x1] += weighted[:, :, j]
+                    total[i][y0:y1, x0:x1] += weight[j]
+        final = spans_t[k + 1][0] if k + 1 < len(spans_t) else num_frames
+        for i in range(written, final):
+            out = acc.pop(i)
+            yield out / total.pop(i).to(out.device)
+            inputs.pop(i, None)
+        written = max(written, final)

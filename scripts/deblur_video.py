@@ -8,6 +8,12 @@
 Several inputs: give --input and --output several times (pairs, in order). On many GPUs, start one
 process per GPU (``torchrun --nproc_per_node=N scripts/deblur_video.py ...``): process r deblurs
 inputs r, r + N, ... on cuda:r.
+
+Streaming: frames are decoded one at a time and each deblurred frame is written as soon as its
+windows are done, so memory holds one temporal window, whatever the video's length. A progress bar
+(frames, s/frame, ETA) on a terminal, a log line every 10% otherwise; a summary line per video.
+Outputs keep the input's frame rate, frame count and (for folders) frame names; ``--crf N`` encodes
+with libx264 (0: lossless RGB), default mpeg4 at 20 Mb/s.
 """
 import argparse
 import os
@@ -25,7 +31,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from basicsr_vdd.archs.checkpoint_io import CheckpointMismatchError  # noqa: E402
 from basicsr_vdd.data.video_io import VideoDataError  # noqa: E402
 from basicsr_vdd.diffusion.samplers import SAMPLERS, SPACINGS  # noqa: E402
-from basicsr_vdd.inference import VIDEO_EXTENSIONS, load_vdd, read_video, write_video  # noqa: E402
+from basicsr_vdd.inference import VIDEO_EXTENSIONS, VideoSink, VideoSource, load_vdd  # noqa: E402
 from basicsr_vdd.vdd_diffusion import STARTS, check_sampling  # noqa: E402
 
 
@@ -60,6 +66,7 @@ def parse_args(argv=None):
     parser.add_argument('--sampler', choices=SAMPLERS)
     parser.add_argument('--spacing', choices=SPACINGS)
     parser.add_argument('--start-from', choices=STARTS, help='with --strength < 1: noise the blur or the mean estimate')
+    parser.add_argument('--crf', type=int, help='video outputs: libx264 with this CRF (0 = lossless); default mpeg4')
     parser.add_argument('--debug', action='store_true', help='show the traceback of an error')
     args = parser.parse_args(argv)
     if len(args.input) != len(args.output):
@@ -86,14 +93,54 @@ def run(args):
     rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
     device = torch.device(f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}' if args.device == 'cuda' and world > 1
                           else args.device)
+    if args.crf is not None and not 0 <= args.crf <= 51:
+        raise ValueError(f'--crf must be in [0, 51], got {args.crf}')
+    sources = [VideoSource(src) for src in args.input]  # headers only: every input checked before the network
     net, diffusion, _ = load_vdd(args.opt, args.checkpoint, device)
-    for src, dst in list(zip(args.input, args.output))[rank::world]:
-        frames, fps = read_video(src)
-        start = time.time()
-        out = diffusion.deblur_video(net, frames.unsqueeze(0).to(device), sampling, osp.basename(src.rstrip('/')))
-        write_video(out[0].cpu(), dst, fps)
-        print(f'{src} -> {dst}: {frames.shape[0]} frames of {frames.shape[3]}x{frames.shape[2]}, '
-              f'{(time.time() - start) / frames.shape[0]:.2f} s/frame')
+    for source, dst in list(zip(sources, args.output))[rank::world]:
+        deblur_one(diffusion, net, source, dst, sampling, device, args.crf)
+
+
+def progress(total, label):
+    """tqdm on a terminal; otherwise a log line every 10% of the frames."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+        return tqdm(total=total, desc=label, unit='frame')
+
+    class Lines:
+        def __init__(self):
+            self.n, self.start = 0, time.time()
+
+        def update(self, k=1):
+            self.n += k
+            if self.n == total or self.n % max(total // 10, 1) == 0:
+                rate = (time.time() - self.start) / self.n
+                print(f'{label}: {self.n}/{total} frames, {rate:.2f} s/frame, ETA {rate * (total - self.n):.0f} s',
+                      file=sys.stderr, flush=True)
+
+        def close(self):
+            pass
+    return Lines()
+
+
+def deblur_one(diffusion, net, source, dst, sampling, device, crf=None):
+    """Stream ``source`` through the network into ``dst``; prints a summary line."""
+    start, (w, h) = time.time(), source.size
+    bar = progress(len(source), osp.basename(source.path.rstrip('/')))
+    frames = (f.unsqueeze(0) for f in source)
+    with VideoSink(dst, source.fps, source.names, crf) as sink:
+        for out in diffusion.deblur_stream(net, frames, len(source), sampling, osp.basename(source.path.rstrip('/')),
+                                           device):
+            sink.write(out[0])
+            bar.update(1)
+    bar.close()
+    print(f'{source.path} -> {dst}: {len(source)} frames of {w}x{h}, {(time.time() - start) / len(source):.2f} '
+          f's/frame, peak memory {peak_rss_gib():.2f} GiB')
+
+
+def peak_rss_gib():
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
 def main(argv=None):

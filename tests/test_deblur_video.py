@@ -105,3 +105,48 @@ def test_unwritable_or_wrong_kind_of_output_fails_before_any_work(tiny_setup, tm
                       str(frames), '--output', str(blocker)], capsys)
     assert code == 2 and 'a_file: exists and is a file; the output is a frame folder' in err
     assert not osp.exists(str(frames) + '.mp4')  # the check of the second output ran before the first was written
+
+
+def test_streaming_equals_the_whole_video_path_bit_for_bit(tiny_setup, tmp_path):
+    from basicsr_vdd.inference import load_vdd
+    net, diffusion, sampling = load_vdd(tiny_setup)
+    g = torch.Generator().manual_seed(3)
+    video = torch.rand(1, 11, 3, 20, 28, generator=g)
+    for change in ({}, {'tile': 16, 'tile_overlap': 4}):
+        options = dict(sampling, **change)
+        whole = diffusion.deblur_video(net, video, options, 'clip')
+        streamed = list(diffusion.deblur_stream(net, (video[:, i] for i in range(11)), 11, options, 'clip'))
+        assert len(streamed) == 11
+        assert torch.equal(torch.stack(streamed, 1), whole)
+
+
+def test_outputs_keep_fps_frame_count_size_and_names(tiny_setup, tmp_path):
+    import av
+    from basicsr_vdd.inference import VideoSource
+    rng = np.random.default_rng(1)
+    folder = tmp_path / 'frames'
+    folder.mkdir()
+    names = ['shot_7', 'shot_8', 'shot_9', 'shot_10', 'shot_11']
+    import cv2
+    for name in names:
+        cv2.imwrite(str(folder / f'{name}.png'), (rng.random((18, 30, 3)) * 255).astype(np.uint8))
+    out = tmp_path / 'deblurred'
+    assert deblur_video.main(['-opt', tiny_setup, '--input', str(folder), '--output', str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(f'{n}.png' for n in names)
+
+    src = str(tmp_path / 'in.mp4')
+    write_video(torch.rand(7, 3, 18, 30, generator=torch.Generator().manual_seed(0)), src, fps=25)
+    for crf, dst in ((None, 'out.mp4'), (0, 'lossless.mkv')):
+        dst = str(tmp_path / dst)
+        args = ['-opt', tiny_setup, '--input', src, '--output', dst] + (['--crf', str(crf)] if crf is not None else [])
+        assert deblur_video.main(args) == 0
+        result = VideoSource(dst)
+        assert len(result) == 7 and result.fps == pytest.approx(25) and result.size == (30, 18)
+        with av.open(dst) as container:
+            codec = container.streams.video[0].codec_context.name
+        assert codec == ('mpeg4' if crf is None else 'h264')
+    # --crf 0 is lossless: the decoded video holds exactly the frames written as PNG
+    frames_out = str(tmp_path / 'as_frames')
+    assert deblur_video.main(['-opt', tiny_setup, '--input', src, '--output', frames_out]) == 0
+    assert torch.equal(read_video(str(tmp_path / 'lossless.mkv'))[0], read_video(frames_out)[0])
+    assert not list(tmp_path.glob('*.partial*'))
