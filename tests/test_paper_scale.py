@@ -1,0 +1,27 @@
+"""scripts/check_paper_scale.py on CPU at 2 frames x 64² with the paper's full widths: the real
+VDDModel trains a stage-1 step and samples a guided window, and the report says so."""
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+UNET_PARAMETERS = 1_411_256_900 + 5_248_000  # TF-T2V UNet + image projection (1,416,504,900 in VGen)
+
+
+def test_paper_size_network_trains_and_samples_on_cpu(tmp_path):
+    out = tmp_path / 'paper_scale'
+    proc = subprocess.run([sys.executable, 'scripts/check_paper_scale.py', '-opt', 'options/vdd_stage2.yml',
+                           '--frames', '2', '--size', '64', '--stages', '1', '--steps', '1', '--sample-steps', '1',
+                           '--out', str(out)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(out.with_suffix('.json').read_text())
+    (stage,) = result['stages']
+    assert stage['stage'] == 1 and stage['parameters'] == 2_166_399_811
+    assert stage['trainable'] == 34_164_248  # stage 1: the blur encoder only
+    assert stage['parameters'] - stage['trainable'] - UNET_PARAMETERS == 83_653_863 + 632_076_800  # VAE + ViT-H
+    assert stage['loss'] > 0 and stage['peak_gib'] > 8  # the fp32 weights alone are 8.07 GiB
+    sampling = result['sampling']
+    assert sampling['unet_calls'] == 1 and sampling['guidance_batched'] and sampling['unet_batch'] == [2]
+    assert sampling['output_finite']
+    assert '| 1 | 2,166,399,811 | 34,164,248 |' in out.with_suffix('.md').read_text()
