@@ -1,4 +1,4 @@
-"""Deblur your own blurry videos with a trained VDD.
+"""Deblur your own blurry videos with a trained VDD, EDVR, STFAN or SRN (any test option file of this project).
 
     python scripts/deblur_video.py -opt options/demo/test_vdd_synth.yml --input blurry.mp4 --output sharp.mp4
     python scripts/deblur_video.py -opt options/test_vdd_gopro.yml --input frames_dir/ --output out_dir/ \
@@ -31,7 +31,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from basicsr_vdd.archs.checkpoint_io import CheckpointMismatchError  # noqa: E402
 from basicsr_vdd.data.video_io import VideoDataError  # noqa: E402
 from basicsr_vdd.diffusion.samplers import SAMPLERS, SPACINGS  # noqa: E402
-from basicsr_vdd.inference import VIDEO_EXTENSIONS, VideoSink, VideoSource, load_vdd  # noqa: E402
+from basicsr_vdd.inference import VIDEO_EXTENSIONS, VideoSink, VideoSource  # noqa: E402
+from basicsr_vdd.streaming import build_deblurrer  # noqa: E402
 from basicsr_vdd.vdd_diffusion import STARTS, check_sampling  # noqa: E402
 
 
@@ -55,7 +56,7 @@ def writable_target(path):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('-opt', required=True, help='a VDD test option file (network_g, diffusion, sampling, path)')
+    parser.add_argument('-opt', required=True, help='a test option file of this project (VDD, EDVR, STFAN or SRN)')
     parser.add_argument('--input', action='append', required=True, help='video file or frame folder (repeatable)')
     parser.add_argument('--output', action='append', required=True, help='video file (.mp4, ...) or folder')
     parser.add_argument('--checkpoint', help='stage checkpoint (default: path: pretrain_network_g of the option file)')
@@ -81,24 +82,25 @@ def run(args):
             raise VideoDataError(f'{src}: no such video file or frame folder')
     for dst in args.output:
         writable_target(dst)
+    if args.crf is not None and not 0 <= args.crf <= 51:
+        raise ValueError(f'--crf must be in [0, 51], got {args.crf}')
     with open(args.opt) as f:
-        sampling = dict(yaml.safe_load(f).get('sampling') or {})
+        opt = yaml.safe_load(f)
     overrides = {'window': args.window, 'overlap': args.overlap, 'steps': args.steps, 'seed': args.seed,
                  'guidance_scale': args.guidance, 'sampler': args.sampler, 'strength': args.strength,
                  'spacing': args.spacing, 'start_from': args.start_from, 'tile': args.tile,
                  'tile_overlap': args.tile_overlap}
-    sampling.update({k: v for k, v in overrides.items() if v is not None})
-    check_sampling(sampling)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if opt.get('model_type') == 'VDDModel':
+        check_sampling(dict(opt.get('sampling') or {}, **overrides))
 
     rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
     device = torch.device(f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}' if args.device == 'cuda' and world > 1
                           else args.device)
-    if args.crf is not None and not 0 <= args.crf <= 51:
-        raise ValueError(f'--crf must be in [0, 51], got {args.crf}')
     sources = [VideoSource(src) for src in args.input]  # headers only: every input checked before the network
-    net, diffusion, _ = load_vdd(args.opt, args.checkpoint, device)
+    deblurrer = build_deblurrer(args.opt, args.checkpoint, device, overrides)
     for source, dst in list(zip(sources, args.output))[rank::world]:
-        deblur_one(diffusion, net, source, dst, sampling, device, args.crf)
+        deblur_one(deblurrer, source, dst, args.crf)
 
 
 def progress(total, label):
@@ -123,19 +125,17 @@ def progress(total, label):
     return Lines()
 
 
-def deblur_one(diffusion, net, source, dst, sampling, device, crf=None):
-    """Stream ``source`` through the network into ``dst``; prints a summary line."""
-    start, (w, h) = time.time(), source.size
-    bar = progress(len(source), osp.basename(source.path.rstrip('/')))
-    frames = (f.unsqueeze(0) for f in source)
-    with VideoSink(dst, source.fps, source.names, crf) as sink:
-        for out in diffusion.deblur_stream(net, frames, len(source), sampling, osp.basename(source.path.rstrip('/')),
-                                           device):
+def deblur_one(deblurrer, source, dst, crf=None):
+    """Stream ``source`` through the method into ``dst``; prints a summary line."""
+    start, (w, h), name = time.time(), source.size, osp.basename(source.path.rstrip('/'))
+    bar = progress(len(source), name)
+    with torch.no_grad(), VideoSink(dst, source.fps, source.names, crf) as sink:
+        for out in deblurrer.run((f.unsqueeze(0) for f in source), len(source), name):
             sink.write(out[0])
             bar.update(1)
     bar.close()
-    print(f'{source.path} -> {dst}: {len(source)} frames of {w}x{h}, {(time.time() - start) / len(source):.2f} '
-          f's/frame, peak memory {peak_rss_gib():.2f} GiB')
+    print(f'{source.path} -> {dst} ({deblurrer.name}): {len(source)} frames of {w}x{h}, '
+          f'{(time.time() - start) / len(source):.2f} s/frame, peak memory {peak_rss_gib():.2f} GiB')
 
 
 def peak_rss_gib():
