@@ -98,3 +98,67 @@ def test_bad_dataset_found_by_the_pipeline_leaves_no_experiment_folder(tiny_gopr
     one_error_line(proc, 'vid_a')
     assert not (root / 'experiments' / 'srn_cli').exists()
     assert not (root / 'tb_logger' / 'srn_cli').exists() or not os.listdir(root / 'tb_logger' / 'srn_cli')
+
+
+def tiny_vdd_test_options(tiny_gopro, tmp_path, steps):
+    """The demo VDD test file with a tiny random network (a stage checkpoint written here)."""
+    from basicsr_vdd.archs.vdd_arch import VDDNet
+    from basicsr_vdd.models.stage_checkpoint import part_state_dict
+    opt = load_options('options/demo/test_vdd_synth.yml')
+    opt['network_g']['unet'].update(dim=32, dim_mult=[1, 2], head_dim=8, num_res_blocks=1, attn_scales=[0.5],
+                                    context_dim=32, image_dim=32)
+    opt['network_g']['clip_image'].update(embed_dim=32, vision_cfg=dict(image_size=32, layers=1, width=32,
+                                                                        head_width=16, patch_size=16))
+    opt['network_g']['blur_encoder'] = {'hidden': [8]}
+    opt['network_g']['vae']['factor'] = 2
+    net_opt = {k: v for k, v in opt['network_g'].items() if k != 'type'}
+    torch.manual_seed(0)
+    parts = ['blur_encoder', 'unet', 'image_proj']
+    torch.save({'params': part_state_dict(VDDNet(**net_opt), parts), 'parts': parts,
+                'meta': {'stage': 2, 'target': 'residual', 'residual_scale': 0.2}}, tmp_path / 'vdd.pth')
+    opt['path'].update(pretrain_network_g=str(tmp_path / 'vdd.pth'), param_key_g='params')
+    opt['sampling'].update(steps=steps, window=4, overlap=1, tile=0)
+    opt['datasets']['test']['dataroot'] = str(tiny_gopro / 'test')
+    opt['val']['metrics'] = {'psnr': opt['val']['metrics']['psnr']}
+    opt['name'] = 'vdd_signal'
+    return write_options(opt, tmp_path / 'vdd_test.yml')
+
+
+def _signal_when(argv, cwd, ready, sig, timeout=120):
+    import time
+    proc = subprocess.Popen(argv, cwd=str(cwd), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, HF_HUB_OFFLINE='1'))
+    start = time.time()
+    while not ready() and proc.poll() is None and time.time() - start < timeout:
+        time.sleep(0.02)
+    assert proc.poll() is None, 'finished before the signal: make the run longer'
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+def test_sigterm_during_test_leaves_no_result_folder(tiny_gopro, tmp_path):
+    import signal
+    opt_path = tiny_vdd_test_options(tiny_gopro, tmp_path, steps=200)
+    root = tmp_path / 'root'
+    root.mkdir()
+    code = ('import sys; sys.path.insert(0, {repo!r}); from basicsr_vdd.cli import main; '
+            'sys.argv = ["test.py", "-opt", {opt!r}]; sys.exit(main("test", {root!r}))'
+            ).format(repo=REPO, opt=opt_path, root=str(root))
+    folder = root / 'results' / 'vdd_signal'
+    rc, err = _signal_when([sys.executable, '-c', code], root,
+                           lambda: folder.is_dir() and any(p.suffix == '.log' for p in folder.iterdir()),
+                           signal.SIGTERM)
+    assert rc == 143 and 'test.py: error: terminated by signal 15' in err
+    assert not folder.exists()
+
+
+def test_kill9_of_deblur_video_leaves_nothing_under_the_output_name(tiny_gopro, tmp_path):
+    import signal
+    opt_path = tiny_vdd_test_options(tiny_gopro, tmp_path, steps=30)  # the first frames are written early
+    out = tmp_path / 'deblurred.mp4'
+    argv = [sys.executable, os.path.join(REPO, 'scripts', 'deblur_video.py'), '-opt', opt_path,
+            '--input', str(tiny_gopro / 'test' / 'vid_d' / 'blur'), '--output', str(out)]
+    partial = tmp_path / 'deblurred.mp4.partial.mp4'
+    rc, _ = _signal_when(argv, tmp_path, partial.exists, signal.SIGKILL)
+    assert rc == -9 and not out.exists()
