@@ -156,7 +156,7 @@ def get_optimizer(self, optim_type, params, lr, **kwargs):
     cls = getattr(torch.optim, optim_type, None)
     if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
         raise NotImplementedError(f'optimizer {optim_type} is not a torch.optim optimizer')
-    limit = (self.opt.get('train') or {}).get('max_nonfinite_steps', 5)
+    limit = ((getattr(self, 'opt', None) or {}).get('train') or {}).get('max_nonfinite_steps', 5)
     return make_guarded(cls, params, lr, limit, **kwargs)
 
 
