@@ -18,7 +18,7 @@ from basicsr_vdd.inference import load_vdd
 METHODS = runner.methods()
 # PSNR gain over the blurry input on the clip below, measured with the committed checkpoint:
 #   python -m pytest tests/test_demo_vdd_deblurs.py  (the assertion message prints it)
-SAMPLED_GAIN_DB = {'VDD-DDIM4': -0.677}
+SAMPLED_GAIN_DB = {'VDD-sampled': -0.677}
 
 
 @pytest.fixture(scope='module')
