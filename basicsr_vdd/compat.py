@@ -109,6 +109,18 @@ def create_train_val_dataloader(opt, logger, _original=None):
     return (train_loader, train_sampler, *rest)
 
 
+def atomic_write_text(text, path):
+    """Write ``text`` to ``path`` through a temporary file in the same folder: never a partial file."""
+    tmp = f'{path}.partial-{os.getpid()}'
+    try:
+        with open(tmp, 'w') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
 def atomic_torch_save(obj, path):
     """``torch.save`` to ``path`` through a temporary file in the same folder: never a partial file."""
     tmp = f'{path}.partial-{os.getpid()}'

@@ -19,6 +19,7 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from basicsr_vdd import runner  # noqa: E402
+from basicsr_vdd.compat import atomic_write_text  # noqa: E402
 from basicsr_vdd.data.video_io import list_frames, read_frame  # noqa: E402
 from basicsr_vdd.figures import error_maps, find_output, side_by_side, write_png  # noqa: E402
 from basicsr_vdd.report import input_summary, latest_summary, markdown_table, published_table  # noqa: E402
@@ -119,10 +120,8 @@ def main(argv=None):
         lines += [f'- **{name}**: {budget}' for name, budget in budgets] + ['']
     lines += ['## Published numbers (not measured here; GoPro / DVD, RGB)', '', published_table(), '',
               '## Figures', ''] + figures(args, methods, out_dir)
-    with open(osp.join(out_dir, 'report.md'), 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    with open(osp.join(out_dir, 'summary.json'), 'w') as f:
-        json.dump({name: summary for name, summary in rows}, f, indent=2)
+    atomic_write_text('\n'.join(lines) + '\n', osp.join(out_dir, 'report.md'))
+    atomic_write_text(json.dumps({name: summary for name, summary in rows}, indent=2), osp.join(out_dir, 'summary.json'))
     print('\n'.join(lines[:lines.index('## Published numbers (not measured here; GoPro / DVD, RGB)')]))
     print(f'Report: {osp.relpath(osp.join(out_dir, "report.md"), ROOT)}')
     return 0

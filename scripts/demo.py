@@ -19,6 +19,7 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from basicsr_vdd import runner  # noqa: E402
+from basicsr_vdd.compat import atomic_write_text  # noqa: E402
 from basicsr_vdd.data.synthetic_gopro import GENERATOR_VERSION  # noqa: E402
 from basicsr_vdd.report import input_summary, latest_summary, markdown_table  # noqa: E402
 
@@ -88,8 +89,7 @@ def main():
     lines.append(f'Demo wall time: {(time.time() - start) / 60:.1f} min.')
     report = '\n'.join(lines) + '\n'
     os.makedirs(osp.join(ROOT, 'results', 'demo'), exist_ok=True)
-    with open(osp.join(ROOT, 'results', 'demo', 'report.md'), 'w') as f:
-        f.write(report)
+    atomic_write_text(report, osp.join(ROOT, 'results', 'demo', 'report.md'))
     print('\n' + report + '\nWritten to results/demo/report.md')
 
 

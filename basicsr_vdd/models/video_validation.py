@@ -26,6 +26,7 @@ from basicsr.metrics import calculate_metric
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info
 
+from basicsr_vdd.compat import atomic_write_text
 from basicsr_vdd.metrics.lpips_metric import MetricUnavailableError
 
 
@@ -193,5 +194,5 @@ def _log_summary(model, summary, tb_logger, current_iter):
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
         path = osp.join(out_dir, f'metrics_{dataset_name}_{current_iter}.json')
-        with open(path, 'w') as f:
-            json.dump(summary, f, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v)
+        atomic_write_text(json.dumps(summary, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v)
+                                     else v), path)
