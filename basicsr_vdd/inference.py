@@ -182,42 +182,11 @@ def av_frame(rgb):
 
 
 def write_video(frames, path, fps=None):
-    """Write ``[N, 3, H, W]`` in [0, 1] as PNG frames (a folder) or a video file (by extension).
-
-    Written under a temporary name next to ``path`` and renamed when complete: an error or a signal
-    never leaves a partial video or folder under ``path`` (a kill -9 may leave ``*.partial*``)."""
-    images = (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    folder = not path.lower().endswith(VIDEO_EXTENSIONS)
-    tmp = f'{path}.partial' if folder else f'{path}.partial{osp.splitext(path)[1]}'
-    try:
-        _write_frames(images, tmp) if folder else _write_file(images, tmp, fps)
-        _replace(tmp, path)
-    finally:
-        if osp.isdir(tmp):
-            shutil.rmtree(tmp)
-        elif osp.exists(tmp):
-            os.remove(tmp)
-
-
-def _write_frames(images, folder):
-    import cv2
-    os.makedirs(folder)
-    for i, img in enumerate(images):
-        if not cv2.imwrite(osp.join(folder, f'{i:06d}.png'), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
-            raise OSError(f'{folder}: could not write frame {i}')
-
-
-def _write_file(images, path, fps):
-    import av
-    from fractions import Fraction
-    with av.open(path, 'w') as container:
-        stream = container.add_stream('mpeg4', rate=Fraction(fps or 24).limit_denominator(1001))
-        stream.width, stream.height = images.shape[2] - images.shape[2] % 2, images.shape[1] - images.shape[1] % 2
-        stream.pix_fmt, stream.bit_rate = 'yuv420p', 20_000_000
-        for img in images:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[:stream.height, :stream.width]), format='rgb24')
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    """Write ``[N, 3, H, W]`` in [0, 1] as PNG frames (a folder) or a video file (by extension),
+    through :class:`VideoSink`: nothing partial under ``path``."""
+    with VideoSink(path, fps) as sink:
+        for frame in frames:
+            sink.write(frame)
 
 
 def _replace(tmp, path):

@@ -101,22 +101,10 @@ def test_bad_dataset_found_by_the_pipeline_leaves_no_experiment_folder(tiny_gopr
 
 
 def tiny_vdd_test_options(tiny_gopro, tmp_path, steps):
-    """The demo VDD test file with a tiny random network (a stage checkpoint written here)."""
-    from basicsr_vdd.archs.vdd_arch import VDDNet
-    from basicsr_vdd.models.stage_checkpoint import part_state_dict
-    opt = load_options('options/demo/test_vdd_synth.yml')
-    opt['network_g']['unet'].update(dim=32, dim_mult=[1, 2], head_dim=8, num_res_blocks=1, attn_scales=[0.5],
-                                    context_dim=32, image_dim=32)
-    opt['network_g']['clip_image'].update(embed_dim=32, vision_cfg=dict(image_size=32, layers=1, width=32,
-                                                                        head_width=16, patch_size=16))
-    opt['network_g']['blur_encoder'] = {'hidden': [8]}
-    opt['network_g']['vae']['factor'] = 2
-    net_opt = {k: v for k, v in opt['network_g'].items() if k != 'type'}
-    torch.manual_seed(0)
-    parts = ['blur_encoder', 'unet', 'image_proj']
-    torch.save({'params': part_state_dict(VDDNet(**net_opt), parts), 'parts': parts,
-                'meta': {'stage': 2, 'target': 'residual', 'residual_scale': 0.2}}, tmp_path / 'vdd.pth')
-    opt['path'].update(pretrain_network_g=str(tmp_path / 'vdd.pth'), param_key_g='params')
+    """The tiny VDD test file of test_deblur_video on the tiny test split, ``steps`` DDIM steps."""
+    from test_deblur_video import tiny_vdd_test_options as tiny_vdd
+    opt = load_options(tiny_vdd(tmp_path))
+    opt['path']['param_key_g'] = 'params'
     opt['sampling'].update(steps=steps, window=4, overlap=1, tile=0)
     opt['datasets']['test']['dataroot'] = str(tiny_gopro / 'test')
     opt['val']['metrics'] = {'psnr': opt['val']['metrics']['psnr']}

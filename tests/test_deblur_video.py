@@ -18,6 +18,11 @@ import deblur_video  # noqa: E402
 
 @pytest.fixture
 def tiny_setup(tmp_path):
+    return tiny_vdd_test_options(tmp_path)
+
+
+def tiny_vdd_test_options(tmp_path):
+    """The demo VDD test option file with a tiny random stage-2 checkpoint written to ``tmp_path``."""
     opt = load_options('options/demo/test_vdd_synth.yml')
     opt['network_g']['unet'].update(dim=32, dim_mult=[1, 2], head_dim=8, num_res_blocks=1, attn_scales=[0.5],
                                     context_dim=32, image_dim=32)

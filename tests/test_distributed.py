@@ -9,7 +9,7 @@ import sys
 import torch
 
 from conftest import REPO, load_options, run_pipeline, write_options
-from test_vdd_model import TINY_NET
+from test_vdd_model import tiny_stage_options
 from basicsr_vdd.compat import safe_torch_load
 
 
@@ -63,12 +63,7 @@ def test_two_ranks_train_the_network_of_one_process_with_the_doubled_batch(tiny_
 
 
 def test_vdd_two_ranks_stay_equal_and_resume(tiny_gopro, tmp_path):
-    opt = load_options('options/demo/vdd_stage2_synth.yml')
-    for part in ('unet', 'clip_image'):
-        opt['network_g'][part].update(TINY_NET[part])
-    opt['network_g']['blur_encoder'] = TINY_NET['blur_encoder']
-    opt['network_g']['vae']['factor'] = 2
-    opt['path']['pretrain_network_g'] = None
+    opt = tiny_stage_options(2)
     opt['datasets']['train'].update(dataroot=str(tiny_gopro / 'train'), num_frame=3, gt_size=16,
                                     batch_size_per_gpu=1, num_worker_per_gpu=0)
     opt['datasets']['val'].update(dataroot=str(tiny_gopro / 'test'), max_frames=3)

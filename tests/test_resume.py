@@ -12,19 +12,9 @@ import pytest
 
 from basicsr_vdd.data.paired_video_dataset import PairedVideoDataset
 from conftest import load_options, pipeline_command, run_pipeline, write_options
-from test_vdd_model import TINY_NET
+from test_vdd_model import tiny_stage_options
 
 TOTAL_ITER, SAVE_EVERY = 10, 4
-
-
-def vdd_options():
-    opt = load_options('options/demo/vdd_stage2_synth.yml')
-    for part in ('unet', 'clip_image'):
-        opt['network_g'][part].update(TINY_NET[part])
-    opt['network_g']['blur_encoder'] = TINY_NET['blur_encoder']
-    opt['network_g']['vae']['factor'] = 2
-    opt['path']['pretrain_network_g'] = None
-    return opt
 
 
 def baseline_options(method, **net):
@@ -34,7 +24,7 @@ def baseline_options(method, **net):
 
 
 METHODS = {
-    'vdd_stage2': vdd_options,
+    'vdd_stage2': lambda: tiny_stage_options(2),
     'edvr': lambda: baseline_options('edvr', num_feat=16, deformable_groups=4, num_extract_block=1,
                                      num_reconstruct_block=1, num_frame=3, center_frame_idx=1),
     'stfan': lambda: baseline_options('stfan', channels=[8, 8, 16]),

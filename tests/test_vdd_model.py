@@ -22,7 +22,7 @@ TINY_NET = dict(
     blur_encoder=dict(hidden=[16]))
 
 
-def tiny_options(stage, root, pretrain=None, **train):
+def tiny_stage_options(stage, pretrain=None):
     """The demo stage option file with tiny widths: only YAML values differ from the demo."""
     opt = load_options(f'options/demo/vdd_stage{stage}_synth.yml')
     opt['network_g']['unet'].update(TINY_NET['unet'])
@@ -30,6 +30,12 @@ def tiny_options(stage, root, pretrain=None, **train):
     opt['network_g']['blur_encoder'] = TINY_NET['blur_encoder']
     opt['network_g']['vae']['factor'] = 2
     opt['path']['pretrain_network_g'] = pretrain
+    return opt
+
+
+def tiny_options(stage, root, pretrain=None, **train):
+    """:func:`tiny_stage_options` ready for an in-process ``VDDModel`` under ``root``."""
+    opt = tiny_stage_options(stage, pretrain)
     opt['train'].update(train)
     opt.update(is_train=True, dist=False, rank=0, world_size=1, root_path=str(root), auto_resume=False)
     opt['path'].update(experiments_root=str(root), models=str(root), training_states=str(root), log=str(root),
