@@ -8,6 +8,7 @@ probability ``p_uncond``. Sampling: DDIM / DPM-Solver++ / UniPC with classifier-
 Videos are ``[B, C, F, H, W]`` in [-1, 1].
 """
 import zlib
+from contextlib import nullcontext
 
 import torch
 from einops import rearrange
@@ -20,9 +21,21 @@ from basicsr_vdd.video_windows import pad_to_multiple, run_windowed, stream_wind
 
 TARGETS = ('sharp', 'residual')
 SAMPLER_OPTIONS = ('sampler', 'steps', 'eta', 'guidance_scale', 'guidance_batched', 'strength', 'start_from',
-                   'spacing')
+                   'spacing', 'autocast')
 STARTS = ('blur', 'mean')
 SAMPLING_KEYS = SAMPLER_OPTIONS + ('window', 'overlap', 'tile', 'tile_overlap', 'seed')
+
+
+LOW_PRECISION = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def low_precision_dtype(name, option):
+    """``None | 'bf16' | 'fp16'`` -> ``None | torch.bfloat16 | torch.float16``; ValueError naming ``option``."""
+    if name is None:
+        return None
+    if name not in LOW_PRECISION:
+        raise ValueError(f'{option} must be ~, bf16 or fp16, got {name!r}')
+    return LOW_PRECISION[name]
 
 
 def check_sampling(sampling):
@@ -47,6 +60,7 @@ def check_sampling(sampling):
     for key, ok, need in checks:
         if not ok:
             raise ValueError(f'sampling: {key} must be {need}, got {sampling[key]!r}')
+    low_precision_dtype(get('autocast'), 'sampling: autocast')
 
 
 def to_model_video(frames):
@@ -115,7 +129,7 @@ class VDDDiffusion:
     # --------------------------------------------------------------- sampling
     @torch.no_grad()
     def sample(self, net, blur, generator, sampler='ddim', steps=50, eta=0.0, guidance_scale=1.0,
-               guidance_batched=True, strength=1.0, start_from='blur', spacing='leading'):
+               guidance_batched=True, strength=1.0, start_from='blur', spacing='leading', autocast=None):
         """Deblur one window: ``blur`` ``[B, 3, F, H, W]`` in [-1, 1] -> ``[B, 3, F, H, W]``.
 
         ``strength`` < 1 starts the reverse process part-way, at ``timesteps[round((1 - strength) * steps)]``,
@@ -123,19 +137,26 @@ class VDDDiffusion:
         ``start_from: mean`` the network's own clean estimate from pure noise at t = T - 1 (one more
         network call; under zero terminal SNR it is the conditional mean, and with the same noise this is
         DDIM with a first jump from T - 1 to the start): the remaining steps then refine that estimate.
+        ``autocast`` (``bf16 | fp16``): the blur encoder, CLIP tower and UNet run under ``torch.autocast``;
+        the VAE and the sampler's arithmetic stay in float32.
         """
         if self.target == 'residual' and self.residual_scale is None:
             raise ValueError('target residual needs residual_scale: load a trained checkpoint or set a number')
         if start_from not in STARTS:
             raise ValueError(f'sampling start_from must be one of {STARTS}, got {start_from!r}')
         b, f = blur.shape[0], blur.shape[2]
+        dtype = low_precision_dtype(autocast, 'sampling: autocast')
+        mixed = torch.autocast(blur.device.type, dtype=dtype) if dtype is not None else nullcontext()
         z_blur = net.vae.encode(blur)
-        cond = {'concat': net.encode_blur(blur), 'image_embedding': net.encode_image(blur[:, :, f // 2]),
-                'image_keep': blur.new_ones(b)}
+        with mixed:
+            cond = {'concat': net.encode_blur(blur), 'image_embedding': net.encode_image(blur[:, :, f // 2]),
+                    'image_keep': blur.new_ones(b)}
         uncond = dict(cond, image_keep=blur.new_zeros(b))
 
         def model(x, t, c):
-            return net(x, t, concat=c['concat'], image_embedding=c['image_embedding'], image_keep=c['image_keep'])
+            with mixed:
+                v = net(x, t, concat=c['concat'], image_embedding=c['image_embedding'], image_keep=c['image_keep'])
+            return v.float()
 
         scheduler = make_scheduler(sampler, spacing=spacing, **self.schedule_args)
         start = start_index_for(strength, steps)

@@ -1,20 +1,22 @@
 """Train and sample the paper-size VDD for a few steps and measure it (random weights where the files are absent).
 
     python scripts/check_paper_scale.py -opt options/vdd_stage2.yml [--device cuda] [--frames 16 --size 256]
-        [--steps 3] [--stages 1 2] [--autocast bf16|fp32] [--no-checkpointing] [--sample-steps 50]
+        [--steps 3] [--stages 1 2] [--autocast bf16|fp32] [--no-checkpointing] [--frozen-dtype bf16|fp32]
+        [--sample-autocast bf16|fp32] [--sample-steps 50]
 
 Builds ``network_g`` of the option file through the real ``VDDModel`` (the pretrained TF-T2V UNet,
 SD 2.1 VAE and ViT-H-14 files where they exist, random weights otherwise: speed and memory do not
 depend on the values), runs ``--steps`` training steps of each stage with the option file's
 autocast and gradient checkpointing, then one temporal window of the option file's sampler (DDIM 50
 + guidance), and writes a JSON and a Markdown table (``--out``, default ``docs/paper_scale_<device>``).
+Memory levers: ``--autocast`` (training), ``--no-checkpointing``, ``--frozen-dtype`` (the parts a stage
+neither trains nor saves held in bf16: ``train: frozen_dtype``), ``--sample-autocast`` (``sampling: autocast``).
 """
 import argparse
 import copy
 import json
 import os
 import os.path as osp
-import resource
 import sys
 import tempfile
 import time
@@ -29,7 +31,7 @@ import basicsr_vdd  # noqa: E402,F401
 from basicsr_vdd.models.vdd_model import VDDModel  # noqa: E402
 
 
-def model_options(opt_path, stage, device, autocast, checkpointing, frames, size, sample_steps, work):
+def model_options(opt_path, stage, device, args, work):
     with open(opt_path) as f:
         opt = yaml.safe_load(f)
     net = copy.deepcopy(opt['network_g'])
@@ -42,11 +44,13 @@ def model_options(opt_path, stage, device, autocast, checkpointing, frames, size
     if net.get('null_text') and not osp.isfile(net['null_text']):
         missing.append(net['null_text'])
         net['null_text'] = None
-    train = dict(opt['train'], stage=stage, gradient_checkpointing=checkpointing,
-                 autocast=None if autocast == 'fp32' else autocast, ema_decay=opt['train'].get('ema_decay', 0))
-    sampling = dict(opt.get('sampling', {}), window=frames, overlap=0, tile=0)
-    if sample_steps:
-        sampling['steps'] = sample_steps
+    train = dict(opt['train'], stage=stage, gradient_checkpointing=not args.no_checkpointing,
+                 autocast=none_if_fp32(args.autocast), frozen_dtype=none_if_fp32(args.frozen_dtype),
+                 ema_decay=opt['train'].get('ema_decay', 0))
+    sampling = dict(opt.get('sampling', {}), window=args.frames, overlap=0, tile=0,
+                    autocast=none_if_fp32(args.sample_autocast))
+    if args.sample_steps:
+        sampling['steps'] = args.sample_steps
     out = dict(name='paper_scale', model_type='VDDModel', num_gpu=1 if device.type == 'cuda' else 0,
                manual_seed=0, network_g=net, diffusion=opt.get('diffusion', {}), sampling=sampling, train=train,
                is_train=True, dist=False, rank=0, world_size=1, root_path=work, auto_resume=False,
@@ -56,11 +60,27 @@ def model_options(opt_path, stage, device, autocast, checkpointing, frames, size
     return out, missing
 
 
+def none_if_fp32(name):
+    return None if name == 'fp32' else name
+
+
 def peak_memory(device):
-    """Peak device memory in GiB (CUDA: allocated by tensors; CPU: the process's peak RSS)."""
+    """Peak device memory in GiB since the last :func:`reset_peak` (CUDA: allocated by tensors; CPU: the
+    process's peak resident set, VmHWM)."""
     if device.type == 'cuda':
         return torch.cuda.max_memory_allocated(device) / 2 ** 30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    with open('/proc/self/status') as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith('VmHWM:'))
+    return kib / 2 ** 20
+
+
+def reset_peak(device):
+    """Start a new peak: CUDA's peak statistics, or Linux's VmHWM (``clear_refs`` 5)."""
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
 
 
 def resident_memory(device):
@@ -77,14 +97,13 @@ def sync(device):
 
 
 def measure_stage(args, stage, device, work):
-    opt, missing = model_options(args.opt, stage, device, args.autocast, not args.no_checkpointing, args.frames,
-                                 args.size, args.sample_steps, work)
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
+    opt, missing = model_options(args.opt, stage, device, args, work)
+    reset_peak(device)
     start = time.time()
     model = VDDModel(opt)
     built = time.time() - start
-    held = resident_memory(device)
+    held, build_peak = resident_memory(device), peak_memory(device)
+    reset_peak(device)
     params = sum(p.numel() for p in model.bare.parameters())
     trainable = sum(p.numel() for p in model.trainable_parameters())
     g = torch.Generator().manual_seed(0)
@@ -102,7 +121,7 @@ def measure_stage(args, stage, device, work):
            'step_s': [round(x, 2) for x in times],
            'step_s_steady': round(sum(times[1:]) / max(len(times) - 1, 1), 2) if len(times) > 1 else round(times[0], 2),
            'loss': round(float(model.log_dict['l_total']), 4), 'built_gib': round(held, 2),
-           'peak_gib': round(peak_memory(device), 2),
+           'build_peak_gib': round(build_peak, 2), 'peak_gib': round(peak_memory(device), 2),
            'missing_files': missing}
     return model, row
 
@@ -111,8 +130,7 @@ def measure_sampling(model, args, device):
     calls = []
     hook = model.bare.unet.register_forward_pre_hook(lambda m, a, kw: calls.append(int(a[0].shape[0])),
                                                      with_kwargs=True)
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak(device)
     g = torch.Generator().manual_seed(1)
     model.lq = torch.rand(1, args.frames, 3, args.size, args.size, generator=g).to(device)
     model.folder = 'check'
@@ -124,6 +142,7 @@ def measure_sampling(model, args, device):
     hook.remove()
     s = model.sampling
     return {'sampler': s.get('sampler'), 'steps': s.get('steps'), 'guidance_scale': s.get('guidance_scale'),
+            'autocast': s.get('autocast') or 'fp32',
             'window_s': round(elapsed, 1), 'frame_s': round(elapsed / args.frames, 2), 'unet_calls': len(calls),
             'unet_batch': sorted(set(calls)), 'guidance_batched': bool(calls) and max(calls) > 1,
             'peak_gib': round(peak_memory(device), 2), 'output_finite': bool(torch.isfinite(model.output).all())}
@@ -132,18 +151,19 @@ def measure_sampling(model, args, device):
 def markdown(result):
     a = result['args']
     lines = [f"### {result['device']}: {a['frames']} frames x {a['size']}², autocast {a['autocast']}, "
-             f"gradient checkpointing {'off' if a['no_checkpointing'] else 'on'}", '',
+             f"gradient checkpointing {'off' if a['no_checkpointing'] else 'on'}, frozen parts {a['frozen_dtype']}", '',
              f"`{result['command']}`", '',
-             '| stage | parameters | trainable | s/step (steps) | loss | memory after build (GiB) | peak memory (GiB) |',
-             '|---|---|---|---|---|---|---|']
+             '| stage | parameters | trainable | s/step (steps) | loss | memory after build (GiB) | peak while building (GiB) | peak while training (GiB) |',
+             '|---|---|---|---|---|---|---|---|']
     for r in result['stages']:
         lines.append(f"| {r['stage']} | {r['parameters']:,} | {r['trainable']:,} | {r['step_s_steady']} "
-                     f"({', '.join(map(str, r['step_s']))}) | {r['loss']} | {r['built_gib']} | {r['peak_gib']} |")
+                     f"({', '.join(map(str, r['step_s']))}) | {r['loss']} | {r['built_gib']} | {r['build_peak_gib']} "
+                     f"| {r['peak_gib']} |")
     s = result.get('sampling')
     if s:
-        lines += ['', '| sampler | steps | guidance | UNet calls / window | batched guidance | s / window | s / frame | peak memory (GiB) |',
-                  '|---|---|---|---|---|---|---|---|',
-                  f"| {s['sampler']} | {s['steps']} | {s['guidance_scale']} | {s['unet_calls']} | "
+        lines += ['', '| sampler | steps | guidance | autocast | UNet calls / window | batched guidance | s / window | s / frame | peak memory (GiB) |',
+                  '|---|---|---|---|---|---|---|---|---|',
+                  f"| {s['sampler']} | {s['steps']} | {s['guidance_scale']} | {s['autocast']} | {s['unet_calls']} | "
                   f"{s['guidance_batched']} (UNet batch {s['unet_batch']}) | {s['window_s']} | {s['frame_s']} | {s['peak_gib']} |"]
     missing = sorted({m for r in result['stages'] for m in r['missing_files']})
     if missing:
@@ -163,6 +183,11 @@ def main(argv=None):
     parser.add_argument('--autocast', choices=['bf16', 'fp16', 'fp32'], default=None,
                         help='default: the option file (train: autocast)')
     parser.add_argument('--no-checkpointing', action='store_true')
+    parser.add_argument('--frozen-dtype', choices=['bf16', 'fp16', 'fp32'], default=None,
+                        help='dtype of the parts a stage neither trains nor saves (default: the option file, '
+                             'train: frozen_dtype)')
+    parser.add_argument('--sample-autocast', choices=['bf16', 'fp16', 'fp32'], default=None,
+                        help='default: the option file (sampling: autocast)')
     parser.add_argument('--sample-steps', type=int, default=None, help='default: the option file (sampling: steps)')
     parser.add_argument('--no-sampling', action='store_true')
     parser.add_argument('--out', default=None, help='output prefix for .json and .md (default docs/paper_scale_<device>)')
@@ -170,9 +195,12 @@ def main(argv=None):
     if args.steps < 1 or args.frames < 1 or args.size % 64:
         parser.error('--steps and --frames must be >= 1 and --size a multiple of 64')
     device = torch.device(args.device)
-    if args.autocast is None:
-        with open(args.opt) as f:
-            args.autocast = (yaml.safe_load(f).get('train') or {}).get('autocast') or 'fp32'
+    with open(args.opt) as f:
+        file_opt = yaml.safe_load(f)
+    train_opt, sampling_opt = file_opt.get('train') or {}, file_opt.get('sampling') or {}
+    args.autocast = args.autocast or train_opt.get('autocast') or 'fp32'
+    args.frozen_dtype = args.frozen_dtype or train_opt.get('frozen_dtype') or 'fp32'
+    args.sample_autocast = args.sample_autocast or sampling_opt.get('autocast') or 'fp32'
     result = {'device': str(device) if device.type == 'cpu' else torch.cuda.get_device_name(device),
               'command': 'python scripts/check_paper_scale.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
               'args': vars(args), 'torch': torch.__version__, 'threads': torch.get_num_threads(), 'stages': []}

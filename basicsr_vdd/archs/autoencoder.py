@@ -71,16 +71,18 @@ class KLAutoencoder(nn.Module):
         self.model.load_state_dict(converted, strict=True)
 
     def _encode_frames(self, x):
-        dist = self.model.encode(x).latent_dist
-        return (dist.sample() if self.sample_posterior else dist.mean) * self.scale_factor
+        dist = self.model.encode(x.to(self.model.dtype)).latent_dist
+        return (dist.sample() if self.sample_posterior else dist.mean).float() * self.scale_factor
 
     def encode(self, video):
         """``[B, 3, F, H, W]`` in [-1, 1] -> scaled latents ``[B, 4, F, H/8, W/8]``."""
         return per_frame(self._encode_frames, video, self.chunk_frames)
 
     def decode(self, latents):
-        """Scaled latents ``[B, 4, F, h, w]`` -> frames ``[B, 3, F, 8h, 8w]`` (about [-1, 1])."""
-        return per_frame(lambda z: self.model.decode(z / self.scale_factor).sample, latents, self.chunk_frames)
+        """Scaled latents ``[B, 4, F, h, w]`` -> frames ``[B, 3, F, 8h, 8w]`` (about [-1, 1]), float32 whatever
+        the weights' dtype (``train: frozen_dtype``)."""
+        return per_frame(lambda z: self.model.decode((z / self.scale_factor).to(self.model.dtype)).sample.float(),
+                         latents, self.chunk_frames)
 
     def encoder_copy(self):
         """Trainable copy of encoder + quant_conv: frames -> 8 posterior moments per latent pixel."""

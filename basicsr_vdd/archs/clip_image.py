@@ -50,5 +50,5 @@ class CLIPImageEncoder(nn.Module):
         x = (frames.float() + 1) / 2
         x = F.interpolate(x, size=(self.image_size, self.image_size), mode='bilinear', align_corners=False,
                           antialias=True)
-        x = (x - self.mean) / self.std
-        return self.visual(x).unsqueeze(1)
+        x = (x - self.mean.float()) / self.std.float()
+        return self.visual(x.to(self.mean.dtype)).float().unsqueeze(1)

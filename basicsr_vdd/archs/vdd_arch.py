@@ -128,7 +128,7 @@ class VDDNet(nn.Module):
 
     def encode_blur(self, blur):
         """Blurry frames ``[B, 3, F, H, W]`` in [-1, 1] -> concat features ``[B, concat_dim, F, h, w]``."""
-        return self.blur_encoder(blur)
+        return self.blur_encoder(blur.to(compute_dtype(self.blur_encoder, blur))).to(blur.dtype)
 
     # ----------------------------------------------------------------- forward
     def forward(self, x_t, t, blur=None, concat=None, image_embedding=None, image_keep=None, text_context=None):
@@ -140,7 +140,7 @@ class VDDNet(nn.Module):
         """
         b = x_t.shape[0]
         if concat is None:
-            concat = self.blur_encoder(blur) if blur is not None else x_t.new_zeros(
+            concat = self.encode_blur(blur) if blur is not None else x_t.new_zeros(
                 (b, self.concat_dim) + tuple(x_t.shape[2:]))
         context = self.null_text.expand(b, -1, -1) if text_context is None else text_context
         context = context.to(x_t.dtype)
@@ -148,8 +148,18 @@ class VDDNet(nn.Module):
             if image_embedding is None:
                 tokens = x_t.new_zeros(b, self.image_proj.num_tokens, self.image_proj.context_dim)
             else:
-                tokens = self.image_proj(image_embedding.to(x_t.dtype))
+                tokens = self.image_proj(image_embedding.to(compute_dtype(self.image_proj, x_t)))
             if image_keep is not None:
                 tokens = tokens * image_keep.to(tokens.dtype).view(b, 1, 1)
-            context = torch.cat([context, tokens], 1)
-        return self.unet(torch.cat([x_t, concat.to(x_t.dtype)], 1), t, encoder_hidden_states=context).sample
+            context = torch.cat([context, tokens.to(context.dtype)], 1)
+        dtype = compute_dtype(self.unet, x_t)
+        x = torch.cat([x_t, concat.to(x_t.dtype)], 1).to(dtype)
+        return self.unet(x, t, encoder_hidden_states=context.to(dtype)).sample.to(x_t.dtype)
+
+
+def compute_dtype(module, x):
+    """The dtype to feed ``module``: its weights' dtype, unless autocast is on (autocast casts itself).
+    Parts held in bf16 (``train: frozen_dtype``) thus run in bf16 with or without autocast."""
+    if torch.is_autocast_enabled(x.device.type):
+        return x.dtype
+    return next(module.parameters()).dtype

@@ -24,6 +24,7 @@ Options (beyond BasicSR's usual ``network_g``, ``path``, ``train``, ``val``, ``l
       tile: 0                      # > 0: spatial tiles of this many pixels (multiple of the network's)
       tile_overlap: 0              # pixels shared by neighbouring tiles (blended)
       seed: 0
+      autocast: ~                  # bf16 | fp16: the network calls of sampling in mixed precision
     train:
       stage: 0 | 1 | 2             # 0: video prior (UNet only, no blur path; demo stand-in for TF-T2V)
                                    # 1: blur encoder + projection; 2: also UNet and image projection
@@ -34,6 +35,8 @@ Options (beyond BasicSR's usual ``network_g``, ``path``, ``train``, ``val``, ``l
       ema_warmup: true             # decay min(ema_decay, (1 + n) / (10 + n)) at update n (diffusers' EMAModel)
       grad_clip: ~                 # max grad norm
       autocast: ~ | bf16 | fp16    # mixed precision (fp16 uses a GradScaler)
+      frozen_dtype: ~ | bf16 | fp16  # hold the parts this stage neither trains nor saves in this dtype
+                                   # (VAE, CLIP; stage 1 also UNet): less memory, same loss to ~1e-2
       gradient_checkpointing: false
       max_nonfinite_steps: 5       # steps with NaN/inf gradients are skipped; this many in a row stop training
 
@@ -53,7 +56,7 @@ from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_vdd.compat import atomic_torch_save, parameter_fingerprint, rank_states
-from basicsr_vdd.vdd_diffusion import VDDDiffusion, check_sampling, to_model_video
+from basicsr_vdd.vdd_diffusion import VDDDiffusion, check_sampling, low_precision_dtype, to_model_video
 from .ema import ParameterEMA
 from .stage_checkpoint import checkpoint_state, load_part_state_dict, part_state_dict, read_checkpoint
 
@@ -106,11 +109,23 @@ class VDDModel(BaseModel):
         self.setup_schedulers()
         if train_opt.get('ema_decay', 0) > 0:
             self.ema = ParameterEMA(self.bare, train_opt['ema_decay'], train_opt.get('ema_warmup', True))
-        autocast = train_opt.get('autocast')
-        self.autocast_dtype = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[autocast]
+        self.autocast_dtype = low_precision_dtype(train_opt.get('autocast'), 'train: autocast')
+        self.hold_frozen_parts(low_precision_dtype(train_opt.get('frozen_dtype'), 'train: frozen_dtype'))
         use_scaler = self.autocast_dtype == torch.float16 and self.device.type == 'cuda'
         self.grad_scaler = torch.amp.GradScaler('cuda') if use_scaler else None
         self.generator = torch.Generator(self.device).manual_seed(self.opt['manual_seed'] + self.opt['rank'])
+
+    def hold_frozen_parts(self, dtype):
+        """Keep the parts this stage neither trains nor saves in ``dtype`` (None: as they are). They only
+        run forward (the VAE and CLIP tower; in stage 1 also the UNet and image projection), so their
+        fp32 weights and autocast's low-precision copies of them are replaced by one low-precision copy."""
+        if dtype is None:
+            return
+        kept = set(self.trained_parts) | set(self.saved_parts())
+        held = [name for name, _ in self.bare.named_children() if name not in kept]
+        for name in held:  # nn.Module.to: diffusers' ModelMixin.to warns even when nothing must stay float32
+            torch.nn.Module.to(getattr(self.bare, name), dtype)
+        get_root_logger().info(f'Stage {self.stage}: {held} held in {dtype} (train: frozen_dtype)')
 
     def trainable_parameters(self):
         return [p for p in self.bare.parameters() if p.requires_grad]
