@@ -74,6 +74,23 @@ def input_summary(dataroot, lq_folder='blur', gt_folder='sharp', metrics=None, v
     return summary
 
 
+def method_rows(dataroot, methods, lq_folder='blur', gt_folder='sharp'):
+    """Table rows for ``methods`` ``[(label, summary, max_frames or None)]``, after the blurry input's.
+
+    A method tested on the first ``max_frames`` frames of each video (a slow sampler) is labelled so,
+    and the blurry input scored on exactly those frames comes right before it.
+    """
+    rows, subsets = [('blurry input', input_summary(dataroot, lq_folder, gt_folder))], {}
+    for label, summary, max_frames in methods:
+        if max_frames:
+            if max_frames not in subsets:
+                subsets[max_frames] = input_summary(dataroot, lq_folder, gt_folder, max_frames=max_frames)
+            rows.append((f'blurry input, first {max_frames} frames', subsets[max_frames]))
+            label = f'{label}, first {max_frames} frames'
+        rows.append((label, summary))
+    return rows
+
+
 def _frames_per_folder(dataset):
     out = {}
     for folder in dataset.data_info['folder']:

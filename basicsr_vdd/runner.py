@@ -5,11 +5,13 @@ option file). Everything goes through ``basicsr_vdd/train.py`` / ``test.py`` in 
 from the repository root, exactly as a user would run them.
 """
 import glob
+import os
 import os.path as osp
 import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import yaml
 
@@ -58,6 +60,35 @@ def run(kind, option_path, extra=()):
     return run_script([osp.join('basicsr_vdd', f'{kind}.py'), '-opt', option_path, *extra])
 
 
+def run_tests_in_parallel(jobs, log_dir, workers=2):
+    """Run ``test.py`` for ``jobs`` ``[(option_path, extra)]``, ``workers`` at a time with one thread each
+    (the small demo networks use one core better than two: EDVR and VDD side by side take 127 s,
+    one after the other 211 s); each run's output goes to ``log_dir/<option file>.log``. Returns
+    the wall seconds of each job; raises CalledProcessError naming the log of the first that failed."""
+    os.makedirs(log_dir, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+
+    def one(job):
+        option_path, extra = job
+        cmd = [sys.executable, osp.join('basicsr_vdd', 'test.py'), '-opt', option_path, *extra]
+        log = osp.join(log_dir, osp.splitext(osp.basename(option_path))[0] + '.log')
+        start = time.time()
+        with open(log, 'w') as f:
+            proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+        seconds = time.time() - start
+        print(f'--- test {option_path}: {seconds / 60:.1f} min (log: {osp.relpath(log, ROOT)})', flush=True)
+        if proc.returncode:
+            with open(log) as f:
+                sys.stderr.write(''.join(f.readlines()[-20:]))
+            raise subprocess.CalledProcessError(proc.returncode, cmd, output=f'see {log}')
+        return seconds
+
+    print(f'\nTesting {len(jobs)} option files, {workers} at a time (one thread each): '
+          f'{", ".join(option for option, _ in jobs)}', flush=True)
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, jobs))
+
+
 def committed_budget(spec):
     """How the committed checkpoint a method's test loads was trained (``budget`` in methods.yml),
     or None when there is no such text or no such file."""
@@ -65,6 +96,11 @@ def committed_budget(spec):
     if not spec.get('budget') or not osp.isfile(checkpoint):
         return None
     return f'{spec["budget"]} (committed checkpoint `{osp.relpath(checkpoint, ROOT)}`)'
+
+
+def frames_tested(spec):
+    """``max_frames`` of a method's test set: it is tested on the first frames of each video (None: all)."""
+    return load_yaml(spec['test'])['datasets']['test'].get('max_frames')
 
 
 def trained_checkpoint(spec):

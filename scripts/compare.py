@@ -22,7 +22,7 @@ from basicsr_vdd import runner  # noqa: E402
 from basicsr_vdd.compat import atomic_write_text  # noqa: E402
 from basicsr_vdd.data.video_io import list_frames, read_frame  # noqa: E402
 from basicsr_vdd.figures import error_maps, find_output, side_by_side, write_png  # noqa: E402
-from basicsr_vdd.report import input_summary, latest_summary, markdown_table, published_table  # noqa: E402
+from basicsr_vdd.report import latest_summary, markdown_table, method_rows, published_table  # noqa: E402
 
 
 def parse_args(argv):
@@ -37,13 +37,15 @@ def parse_args(argv):
     parser.add_argument('--train-missing', action='store_true', help='train demo methods that have no checkpoint')
     parser.add_argument('--skip-test', action='store_true', help='reuse existing test results of demo methods')
     parser.add_argument('--frames', nargs='*', default=None, metavar='VIDEO:INDEX',
-                        help='frames for the figures (default: the middle frame of the first two videos)')
+                        help='frames for the figures (default: the middle frame of the first two videos, within '
+                             'the frames every method was tested on)')
     parser.add_argument('--crop', type=int, default=160, help='side of the square crops in the figures')
     return parser.parse_args(argv)
 
 
 def collect_demo_results(args):
-    """``[(name, result dir, budget text or None)]`` for the demo methods, testing (and training) as asked."""
+    """``[(name, result dir, budget text or None, max_frames or None)]`` for the demo methods, testing (and
+    training) as asked; ``max_frames``: the method is tested on the first frames of each video only."""
     out = []
     for name, spec in runner.methods(args.methods).items():
         checkpoint, extra = runner.checkpoint_of(spec['test']), []
@@ -59,20 +61,22 @@ def collect_demo_results(args):
             runner.run('test', spec['test'], extra)
         budget = (None if trained_here else runner.committed_budget(spec)) \
             or runner.describe_budget(runner.training_budget(spec))
-        out.append((spec.get('label', name), results, budget))
+        out.append((spec.get('label', name), results, budget, runner.frames_tested(spec)))
     return out
 
 
-def default_frames(dataroot):
+def default_frames(dataroot, methods):
+    """The middle frame of the first two videos, within the frames every method was tested on."""
     videos = sorted(d for d in os.listdir(dataroot) if osp.isdir(osp.join(dataroot, d)))[:2]
-    return [(v, None) for v in videos]
+    subset = min((m[3] for m in methods if m[3]), default=None)
+    return [(v, None if subset is None else subset // 2) for v in videos]
 
 
 def figures(args, methods, out_dir):
     """Write crops and error maps for the chosen frames; returns the markdown lines that show them."""
     dataroot = osp.join(ROOT, args.dataroot) if not osp.isabs(args.dataroot) else args.dataroot
     chosen = ([(f.split(':')[0], int(f.split(':')[1])) for f in args.frames] if args.frames
-              else default_frames(dataroot))
+              else default_frames(dataroot, methods))
     lines = []
     for video, index in chosen:
         lq_frames = list_frames(osp.join(dataroot, video, args.lq_folder))
@@ -82,7 +86,7 @@ def figures(args, methods, out_dir):
         as_uint8 = lambda path: (read_frame(path) * 255).round().astype('uint8')  # noqa: E731
         blurry, gt = as_uint8(lq_frames[index]), as_uint8(gt_frames[index])
         outputs = []
-        for name, results, _ in methods:
+        for name, results, *_ in methods:
             path = find_output(results, video, stem)
             if path is None:
                 print(f'{name}: no saved output for {video}/{stem} in {results} (test with save_img: true)')
@@ -104,17 +108,17 @@ def main(argv=None):
     out_dir = osp.join(ROOT, 'results', 'compare', args.name)
     os.makedirs(out_dir, exist_ok=True)
     if args.result:
-        methods = [(spec.split('=', 1)[0], spec.split('=', 1)[1], None) for spec in args.result]
+        methods = [(spec.split('=', 1)[0], spec.split('=', 1)[1], None, None) for spec in args.result]
     else:
         methods = collect_demo_results(args)
     dataroot = osp.join(ROOT, args.dataroot) if not osp.isabs(args.dataroot) else args.dataroot
-    rows = [('blurry input', input_summary(dataroot, args.lq_folder, args.gt_folder))]
-    rows += [(name, latest_summary(results)) for name, results, _ in methods]
+    rows = method_rows(dataroot, [(name, latest_summary(results), subset) for name, results, _, subset in methods],
+                       args.lq_folder, args.gt_folder)
     lines = [f'# Comparison: {args.name}', '', f'Test data: `{args.dataroot}` ({rows[0][1]["videos"]} videos, '
              f'{rows[0][1]["frames"]} frames). RGB, uint8-rounded, no border crop. (videos) = mean of per-video '
              'means (BasicSR convention); (frames) = mean over all frames.', '', '## Measured here', '',
              markdown_table(rows), '']
-    budgets = [(name, budget) for name, _, budget in methods if budget]
+    budgets = [(name, budget) for name, _, budget, _ in methods if budget]
     if budgets:
         lines += ['Training budget of each method (2 CPU cores unless stated otherwise):', '']
         lines += [f'- **{name}**: {budget}' for name, budget in budgets] + ['']

@@ -21,7 +21,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from basicsr_vdd import runner  # noqa: E402
 from basicsr_vdd.compat import atomic_write_text  # noqa: E402
 from basicsr_vdd.data.synthetic_gopro import GENERATOR_VERSION  # noqa: E402
-from basicsr_vdd.report import input_summary, latest_summary, markdown_table  # noqa: E402
+from basicsr_vdd.report import latest_summary, markdown_table, method_rows  # noqa: E402
 
 DATA = osp.join(ROOT, 'datasets', 'SynthGoPro')
 
@@ -46,9 +46,9 @@ def ensure_data(need_train):
     runner.run_script(args + (['--force'] if osp.isfile(meta) else []))
 
 
-def run_method(name, spec, from_scratch, retrained):
+def prepare_method(name, spec, from_scratch, retrained):
     """Train (from scratch if asked, once per list of training files: ``retrained`` maps them to the
-    minutes spent), test; returns (summary, note) or None when there is nothing to test."""
+    minutes spent); returns (extra test.py arguments, note) or None when there is nothing to test."""
     checkpoint = runner.checkpoint_of(spec['test'])
     extra, note = [], ''
     if from_scratch:
@@ -64,8 +64,7 @@ def run_method(name, spec, from_scratch, retrained):
     else:
         budget = runner.committed_budget(spec)
         note = f'{name}: {budget}.' if budget else ''
-    runner.run('test', spec['test'], extra)
-    return latest_summary(runner.results_dir_of(spec['test'])), note
+    return extra, note
 
 
 def main():
@@ -75,16 +74,21 @@ def main():
     args = parser.parse_args()
     start = time.time()
     ensure_data(need_train=args.from_scratch)
-    rows, notes, retrained = [('blurry input', input_summary(osp.join(DATA, 'test')))], [], {}
-    for name, spec in runner.methods(args.methods).items():
-        result = run_method(name, spec, args.from_scratch, retrained)
+    specs, prepared, retrained = runner.methods(args.methods), {}, {}
+    for name, spec in specs.items():
+        result = prepare_method(name, spec, args.from_scratch, retrained)
         if result is not None:
-            rows.append((spec.get('label', name), result[0]))
-            notes += [result[1]] if result[1] else []
-    table = markdown_table(rows)
+            prepared[name] = result
+    runner.run_tests_in_parallel([(specs[name]['test'], extra) for name, (extra, _) in prepared.items()],
+                                 osp.join(ROOT, 'results', 'demo', 'logs'))
+    tested = [(specs[name].get('label', name), latest_summary(runner.results_dir_of(specs[name]['test'])),
+               runner.frames_tested(specs[name])) for name in prepared]
+    notes = [note for _, note in prepared.values() if note]
+    table = markdown_table(method_rows(osp.join(DATA, 'test'), tested))
     lines = ['# Demo: video deblurring on SynthGoPro (test split)', '', table, '',
              '(videos) = mean of per-video means (BasicSR convention); (frames) = mean over all frames. '
-             'RGB, uint8-rounded, no border crop. s/frame: test time on this machine.', '']
+             'RGB, uint8-rounded, no border crop. s/frame: test time on this machine, one thread per method, '
+             'two methods at a time.', '']
     lines += [f'- {n}' for n in notes] + ([''] if notes else [])
     lines.append(f'Demo wall time: {(time.time() - start) / 60:.1f} min.')
     report = '\n'.join(lines) + '\n'

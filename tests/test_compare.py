@@ -63,3 +63,19 @@ def test_report_numbers_and_figures(tmp_path, capsys, monkeypatch):
 def test_unknown_demo_method_is_refused():
     with pytest.raises(ValueError, match='unknown methods'):
         compare.main(['--methods', 'NoSuchNet'])
+
+
+def test_a_method_tested_on_the_first_frames_gets_its_own_input_row(tmp_path):
+    """make demo / compare.py: a slow sampler tested with max_frames sits next to the blurry input scored
+    on exactly those frames, and its label says so; figures default to a frame every method has."""
+    from basicsr_vdd.report import method_rows
+    data = write_paired_videos(str(tmp_path / 'test'), ['v1', 'v2'], 6, size=(32, 32))
+    full, part = {'metrics': {}, 'frames': 12}, {'metrics': {}, 'frames': 4}
+    rows = method_rows(data, [('A', full, None), ('B', part, 2), ('C', part, 2)])
+    assert [label for label, _ in rows] == ['blurry input', 'A', 'blurry input, first 2 frames', 'B, first 2 frames',
+                                            'blurry input, first 2 frames', 'C, first 2 frames']
+    assert rows[0][1]['frames'] == 12 and rows[2][1]['frames'] == 4 and rows[3][1] is part
+    assert rows[2][1]['metrics']['psnr'] != rows[0][1]['metrics']['psnr']
+    methods = [('A', 'dir', None, None), ('B', 'dir', None, 4), ('C', 'dir', None, 6)]
+    assert compare.default_frames(data, methods) == [('v1', 2), ('v2', 2)]
+    assert compare.default_frames(data, methods[:1]) == [('v1', None), ('v2', None)]

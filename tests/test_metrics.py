@@ -37,6 +37,23 @@ def test_input_summary_reports_lpips_unavailable_not_a_number(empty_torch_home, 
     assert summary['metrics']['psnr']['per_video_mean'] > 0
 
 
+def test_input_row_of_a_frame_subset_scores_exactly_the_first_frames(tmp_path):
+    """make demo's "blurry input, first N frames" row (beside a sampler tested on max_frames)."""
+    import cv2
+    root = write_paired_videos(str(tmp_path / 'data'), ['a', 'b'], [6, 5], size=(32, 32))
+    summary = input_summary(root, metrics={'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}, max_frames=3)
+    assert summary['frames'] == 6 and summary['videos'] == 2
+    by_hand = {}
+    for video in ('a', 'b'):
+        values = []
+        for i in range(3):
+            blur, sharp = (cv2.imread(f'{root}/{video}/{k}/{i:06d}.png').astype(np.float64) for k in ('blur', 'sharp'))
+            values.append(10 * np.log10(255 ** 2 / np.mean((blur - sharp) ** 2)))
+        by_hand[video] = np.mean(values)
+    assert summary['metrics']['psnr']['per_video'] == pytest.approx(by_hand, abs=1e-9)
+    assert summary['metrics']['psnr']['per_video_mean'] == pytest.approx(np.mean(list(by_hand.values())), abs=1e-9)
+
+
 def test_lpips_with_a_weights_file_in_torchvision_layout(empty_torch_home, tmp_path):
     # a randomly initialised AlexNet saved in torchvision's layout stands in for the ImageNet file (tests only)
     torch.manual_seed(0)
