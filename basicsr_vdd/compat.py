@@ -109,27 +109,28 @@ def create_train_val_dataloader(opt, logger, _original=None):
     return (train_loader, train_sampler, *rest)
 
 
-def atomic_write_text(text, path):
-    """Write ``text`` to ``path`` through a temporary file in the same folder: never a partial file."""
+def _write_atomically(path, write):
+    """``write(tmp)`` to a temporary file in the same folder as ``path``, then rename: never a partial file."""
     tmp = f'{path}.partial-{os.getpid()}'
     try:
-        with open(tmp, 'w') as f:
-            f.write(text)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
+
+
+def atomic_write_text(text, path):
+    """Write ``text`` to ``path``; never a partial file."""
+    def write(tmp):
+        with open(tmp, 'w') as f:
+            f.write(text)
+    _write_atomically(path, write)
 
 
 def atomic_torch_save(obj, path):
-    """``torch.save`` to ``path`` through a temporary file in the same folder: never a partial file."""
-    tmp = f'{path}.partial-{os.getpid()}'
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    """``torch.save`` to ``path``; never a partial file."""
+    _write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_network(self, net, net_label, current_iter, param_key='params'):

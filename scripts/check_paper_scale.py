@@ -31,9 +31,8 @@ import basicsr_vdd  # noqa: E402,F401
 from basicsr_vdd.models.vdd_model import VDDModel  # noqa: E402
 
 
-def model_options(opt_path, stage, device, args, work):
-    with open(opt_path) as f:
-        opt = yaml.safe_load(f)
+def model_options(opt, stage, device, args, work):
+    """In-process ``VDDModel`` options for ``stage`` from the option file's dict ``opt`` and the levers in ``args``."""
     net = copy.deepcopy(opt['network_g'])
     missing = []
     for part in ('unet', 'vae', 'clip_image'):
@@ -52,7 +51,8 @@ def model_options(opt_path, stage, device, args, work):
     if args.sample_steps:
         sampling['steps'] = args.sample_steps
     out = dict(name='paper_scale', model_type='VDDModel', num_gpu=1 if device.type == 'cuda' else 0,
-               manual_seed=0, network_g=net, diffusion=opt.get('diffusion', {}), sampling=sampling, train=train,
+               manual_seed=0, network_g=net, diffusion=copy.deepcopy(opt.get('diffusion', {})), sampling=sampling,
+               train=train,
                is_train=True, dist=False, rank=0, world_size=1, root_path=work, auto_resume=False,
                logger={'print_freq': 1},
                path={'pretrain_network_g': None, 'experiments_root': work, 'models': work,
@@ -96,8 +96,8 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def measure_stage(args, stage, device, work):
-    opt, missing = model_options(args.opt, stage, device, args, work)
+def measure_stage(file_opt, args, stage, device, work):
+    opt, missing = model_options(file_opt, stage, device, args, work)
     reset_peak(device)
     start = time.time()
     model = VDDModel(opt)
@@ -208,7 +208,7 @@ def main(argv=None):
         model = None
         for stage in args.stages:
             model = None
-            model, row = measure_stage(args, stage, device, work)
+            model, row = measure_stage(file_opt, args, stage, device, work)
             result['stages'].append(row)
             print(json.dumps(row), flush=True)
         if not args.no_sampling:
