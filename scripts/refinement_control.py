@@ -48,6 +48,28 @@ def scores(img, gt):
     return calculate_psnr(img, gt, 0), calculate_ssim(img, gt, 0), calculate_stlpips(img, gt)
 
 
+def compare(mean_dir, refined_dir, gt_root, videos, frames, seed=0):
+    """Per-frame ``corr(r - m, g - m)`` and ``std(r - m)`` lists, and ``{row: [(psnr, ssim, stlpips), ...]}``."""
+    rng = np.random.default_rng(seed)
+    rows = {'one step (m)': [], 'sampler (r)': [], 'm + white noise of std(r - m)': [], 'm + shifted (r - m)': []}
+    corrs, stds = [], []
+    for video in videos:
+        for i in range(frames):
+            m, r = saved_frame(mean_dir, video, i), saved_frame(refined_dir, video, i)
+            gt_path = osp.join(gt_root, video, 'sharp', f'{i:06d}.png')
+            g = cv2.imread(gt_path)
+            if g is None:
+                raise FileNotFoundError(f'{gt_path}: missing or unreadable ground-truth frame')
+            g = g.astype(np.float64)
+            d = r - m
+            corrs.append(np.corrcoef(d.ravel(), (g - m).ravel())[0, 1])
+            stds.append(d.std())
+            controls = (m, r, m + rng.normal(0, d.std(), m.shape), m + np.roll(d, SHIFT, axis=(0, 1)))
+            for key, img in zip(rows, controls):
+                rows[key].append(scores(img, g))
+    return corrs, stds, rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--mean', required=True, help='results folder of the one-step test run')
@@ -57,19 +79,7 @@ def main():
     parser.add_argument('--frames', type=int, default=8, help='the first frames of each video')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
-    rows = {'one step (m)': [], 'sampler (r)': [], 'm + white noise of std(r - m)': [], 'm + shifted (r - m)': []}
-    corrs, stds = [], []
-    for video in args.videos:
-        for i in range(args.frames):
-            m, r = saved_frame(args.mean, video, i), saved_frame(args.refined, video, i)
-            g = cv2.imread(osp.join(args.gt, video, 'sharp', f'{i:06d}.png')).astype(np.float64)
-            d = r - m
-            corrs.append(np.corrcoef(d.ravel(), (g - m).ravel())[0, 1])
-            stds.append(d.std())
-            controls = (m, r, m + rng.normal(0, d.std(), m.shape), m + np.roll(d, SHIFT, axis=(0, 1)))
-            for key, img in zip(rows, controls):
-                rows[key].append(scores(img, g))
+    corrs, stds, rows = compare(args.mean, args.refined, args.gt, args.videos, args.frames, args.seed)
     print(f'corr(r - m, g - m) over {len(corrs)} frames: mean {np.mean(corrs):.3f} (min {np.min(corrs):.3f}, '
           f'max {np.max(corrs):.3f}); std(r - m) {np.mean(stds):.2f} / 255')
     print('| frames | PSNR | SSIM | ST-LPIPS |\n|---|---|---|---|')
