@@ -1,7 +1,7 @@
-"""Regression guards for the committed demo VDD on a fixed synthetic clip: the demo's sampler (one
-step, the conditional mean) deblurs it, i.e. its PSNR is above the blurry input's, and the multi-step
-row (4 DDIM steps) reproduces its documented result there (a sample, below the input with this tiny
-model). Fail if the checkpoint, the sampler path (windows, tiles, schedulers, guidance, residual
+"""Regression guards for the committed demo VDD on a fixed synthetic clip: both demo samplers (one
+step, the conditional mean; and 5 DDIM steps, 999 -> 19 -> 14 -> 9 -> 4, refining it) deblur it,
+i.e. their PSNR is above the blurry input's, and the multi-step row reproduces its measured gain.
+Fail if the checkpoint, the sampler path (windows, tiles, schedulers, start_from/strength, residual
 target) or the generator's test video breaks."""
 import os.path as osp
 
@@ -18,7 +18,7 @@ from basicsr_vdd.inference import load_vdd
 METHODS = runner.methods()
 # PSNR gain over the blurry input on the clip below, measured with the committed checkpoint:
 #   python -m pytest tests/test_demo_vdd_deblurs.py  (the assertion message prints it)
-SAMPLED_GAIN_DB = {'VDD-sampled': -0.677}
+SAMPLED_GAIN_DB = {'VDD-sampled': 0.348}
 
 
 @pytest.fixture(scope='module')
@@ -56,6 +56,7 @@ def test_committed_vdd_one_step_beats_the_blurry_input(china_clip):
 
 
 @pytest.mark.parametrize('name', list(SAMPLED_GAIN_DB))
-def test_committed_vdd_sampled_reproduces_its_documented_result(name, china_clip):
+def test_committed_vdd_sampled_beats_the_blurry_input_as_measured(name, china_clip):
     gain = _gain(name, china_clip)
-    assert abs(gain - SAMPLED_GAIN_DB[name]) < 0.3, f'{name} ({METHODS[name]["test"]}): {gain:+.3f} dB'
+    assert gain > 0.1, f'{name} ({METHODS[name]["test"]}): {gain:+.3f} dB over the blurry input'
+    assert abs(gain - SAMPLED_GAIN_DB[name]) < 0.2, f'{name} ({METHODS[name]["test"]}): {gain:+.3f} dB'
