@@ -20,7 +20,6 @@ import os
 import os.path as osp
 import sys
 
-import cv2
 import numpy as np
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
@@ -30,9 +29,15 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import basicsr_vdd  # noqa: E402,F401  (compat shim before the first basicsr import)
 from basicsr.metrics import calculate_psnr, calculate_ssim  # noqa: E402
 
+from basicsr_vdd.figures import read_rgb  # noqa: E402
 from basicsr_vdd.metrics.stlpips_metric import calculate_stlpips  # noqa: E402
 
 SHIFT = (37, 53)
+
+
+def read_bgr(path):
+    """``path`` as BGR float64 (BasicSR's metrics take BGR), with read_rgb's error for a missing or corrupt file."""
+    return read_rgb(path)[:, :, ::-1].astype(np.float64)
 
 
 def saved_frame(result_dir, video, index):
@@ -40,7 +45,7 @@ def saved_frame(result_dir, video, index):
     paths = glob.glob(osp.join(result_dir, 'visualization', '*', video, f'{index:06d}_*.png'))
     if len(paths) != 1:
         raise FileNotFoundError(f'{result_dir}: expected one saved frame {index:06d} of {video}, found {len(paths)}')
-    return cv2.imread(paths[0]).astype(np.float64)
+    return read_bgr(paths[0])
 
 
 def scores(img, gt):
@@ -56,11 +61,7 @@ def compare(mean_dir, refined_dir, gt_root, videos, frames, seed=0):
     for video in videos:
         for i in range(frames):
             m, r = saved_frame(mean_dir, video, i), saved_frame(refined_dir, video, i)
-            gt_path = osp.join(gt_root, video, 'sharp', f'{i:06d}.png')
-            g = cv2.imread(gt_path)
-            if g is None:
-                raise FileNotFoundError(f'{gt_path}: missing or unreadable ground-truth frame')
-            g = g.astype(np.float64)
+            g = read_bgr(osp.join(gt_root, video, 'sharp', f'{i:06d}.png'))
             d = r - m
             corrs.append(np.corrcoef(d.ravel(), (g - m).ravel())[0, 1])
             stds.append(d.std())
