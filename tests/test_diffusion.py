@@ -203,3 +203,21 @@ def test_sampling_options_are_checked_before_any_work(bad, message):
 def test_valid_sampling_options_pass():
     check_sampling({'sampler': 'ddim', 'steps': 1, 'spacing': 'trailing', 'guidance_scale': 0.0, 'strength': 1.0,
                     'start_from': 'mean', 'window': 1, 'overlap': 0, 'tile': 0, 'tile_overlap': 16, 'seed': 3})
+
+
+def test_uniform_max_limits_the_uniform_part_to_the_low_noise_steps():
+    many = sample_timesteps(20000, 1000, torch.Generator().manual_seed(0), kind='logit_normal', mean=3.0,
+                            uniform_fraction=0.25, uniform_max=100)
+    low = many[many < 100]
+    assert abs(low.numel() / 20000 - 0.25) < 0.01  # logit-normal mean 3 puts ~1e-5 of its mass below 100
+    assert abs(low.float().mean().item() - 49.5) < 2.0  # U{0..99}
+    assert abs((many >= 900).float().mean().item() - 0.75 * 0.7889) < 0.015  # P(sigmoid(3 + n) >= 0.9) = 0.7889
+    g = torch.Generator().manual_seed(3)
+    same = sample_timesteps(64, 1000, g, kind='logit_normal', mean=3.0, uniform_fraction=0.25, uniform_max=1000)
+    default = sample_timesteps(64, 1000, torch.Generator().manual_seed(3), kind='logit_normal', mean=3.0,
+                               uniform_fraction=0.25)
+    assert same.tolist() == default.tolist()
+    with pytest.raises(ValueError, match=r'uniform_max must be in \[1, 1000\], got 1001'):
+        sample_timesteps(4, 1000, kind='logit_normal', uniform_fraction=0.5, uniform_max=1001)
+    with pytest.raises(ValueError, match='uniform_max must be a positive integer'):
+        timestep_sampling_kwargs({'type': 'logit_normal', 'uniform_fraction': 0.5, 'uniform_max': 0.5})

@@ -209,7 +209,7 @@ def test_timestep_sampling_option_sets_the_training_timesteps(tmp_path):
     assert torch.equal(out['t'], expected)
     with pytest.raises(ValueError, match="got 'beta'"):
         VDDDiffusion(timestep_sampling={'type': 'beta'})
-    with pytest.raises(ValueError, match=r"takes \['mean', 'std', 'uniform_fraction'\], got \['meen'\]"):
+    with pytest.raises(ValueError, match=r"takes \['mean', 'std', 'uniform_fraction', 'uniform_max'\], got \['meen'\]"):
         VDDDiffusion(timestep_sampling={'type': 'logit_normal', 'meen': 3.0})
 
 

@@ -64,7 +64,7 @@ class NoiseSchedule:
         return _coef(self.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t + _coef(self.sqrt_alphas_cumprod, t, x_t) * v
 
 
-TIMESTEP_SAMPLING = {'uniform': (), 'logit_normal': ('mean', 'std', 'uniform_fraction')}  # kind -> its parameters
+TIMESTEP_SAMPLING = {'uniform': (), 'logit_normal': ('mean', 'std', 'uniform_fraction', 'uniform_max')}  # kind -> its parameters
 
 
 def timestep_sampling_kwargs(options=None):
@@ -79,11 +79,13 @@ def timestep_sampling_kwargs(options=None):
                          f'got {sorted(options)}')
     if not 0 <= float(options.get('uniform_fraction', 0)) <= 1:
         raise ValueError(f'timestep_sampling uniform_fraction must be in [0, 1], got {options["uniform_fraction"]}')
+    if 'uniform_max' in options and not (isinstance(options['uniform_max'], int) and options['uniform_max'] >= 1):
+        raise ValueError(f'timestep_sampling uniform_max must be a positive integer, got {options["uniform_max"]!r}')
     return dict(options, kind=kind)
 
 
 def sample_timesteps(batch, num_timesteps, generator=None, device=None, kind='uniform', mean=0.0, std=1.0,
-                     uniform_fraction=0.0):
+                     uniform_fraction=0.0, uniform_max=None):
     """Training timesteps ``[batch]`` int64 in ``[0, num_timesteps)``.
 
     ``uniform``: DDPM's ``U{0..T-1}``. ``logit_normal``: ``t = floor(T * sigmoid(mean + std * n))``,
@@ -91,6 +93,8 @@ def sample_timesteps(batch, num_timesteps, generator=None, device=None, kind='un
     With ``uniform_fraction`` = p > 0 each timestep is instead uniform with probability p (a mixture
     that keeps training the low-noise steps a multi-step sampler ends on); its uniform draws and
     choices follow the logit-normal draws, so p = 0 draws exactly what plain logit-normal does.
+    ``uniform_max`` = m limits the uniform part to ``U{0..m-1}`` (default T): the few low-noise steps
+    a short refinement of the one-step estimate runs on, without moving training off t = T - 1.
     """
     if kind == 'uniform':
         return torch.randint(0, num_timesteps, (batch,), generator=generator, device=device)
@@ -98,7 +102,10 @@ def sample_timesteps(batch, num_timesteps, generator=None, device=None, kind='un
         u = torch.sigmoid(mean + std * torch.randn(batch, generator=generator, device=device, dtype=torch.float64))
         t = (u * num_timesteps).long().clamp(0, num_timesteps - 1)
         if uniform_fraction:
-            flat = torch.randint(0, num_timesteps, (batch,), generator=generator, device=device)
+            high = num_timesteps if uniform_max is None else uniform_max
+            if not 1 <= high <= num_timesteps:
+                raise ValueError(f'timestep_sampling uniform_max must be in [1, {num_timesteps}], got {high}')
+            flat = torch.randint(0, high, (batch,), generator=generator, device=device)
             pick = torch.rand(batch, generator=generator, device=device) < uniform_fraction
             t = torch.where(pick, flat, t)
         return t

@@ -9,7 +9,9 @@ Options (beyond BasicSR's usual ``network_g``, ``path``, ``train``, ``val``, ``l
       residual_scale: auto | float # auto: std of the first training batch's residual, kept in checkpoints
       p_uncond: 0.1                # CLIP image tokens dropped for classifier-free guidance
       timestep_sampling: ~         # ~ = {type: uniform}; {type: logit_normal, mean: 2.0, std: 1.0}
-                                   # trains more on noisy steps (what few-step sampling uses)
+                                   # trains more on noisy steps (what few-step sampling uses);
+                                   # + uniform_fraction: p, uniform_max: m: with probability p a
+                                   # uniform U{0..m-1} step instead (m defaults to num_timesteps)
     sampling:
       sampler: ddim | dpmpp_2m | unipc
       spacing: leading | trailing  # leading: TF-T2V's timesteps; trailing: start at T - 1 (pure noise)
