@@ -13,7 +13,6 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL
 from einops import rearrange
 from torch import nn
 
@@ -35,6 +34,8 @@ class KLAutoencoder(nn.Module):
                  pretrained=None, chunk_frames=8, tiling=False, tile_size=512, sample_posterior=False):
         """``tiling``: encode/decode frames larger than ``tile_size`` pixels in overlapping tiles of that
         size (diffusers' tiling, 25 % overlap, blended), bounding memory on large frames."""
+        from diffusers import AutoencoderKL  # here, not at import: diffusers adds ~1 s to every process start
+
         super().__init__()
         blocks = tuple(ch * m for m in ch_mult)
         self.model = AutoencoderKL(

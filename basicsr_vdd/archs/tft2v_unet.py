@@ -11,7 +11,6 @@ diffusers' default processor. The image projection (``pre_image_condition``) liv
 import re
 
 import torch
-from diffusers import UNet3DConditionModel
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -31,6 +30,8 @@ def unet_config(in_channels, out_channels, dim=320, dim_mult=(1, 2, 4, 4), head_
 
 def build_unet(in_channels, out_channels, dropout=0.1, **tft2v_options):
     """``UNet3DConditionModel`` with TF-T2V's structure and ResBlock dropout."""
+    from diffusers import UNet3DConditionModel  # here, not at import: ~1 s of every process start
+
     unet = UNet3DConditionModel(**unet_config(in_channels, out_channels, **tft2v_options))
     for name, module in unet.named_modules():
         if re.search(r'\.resnets\.\d+\.dropout$', name):

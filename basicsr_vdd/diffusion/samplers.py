@@ -6,7 +6,6 @@ are used rather than rewritten. What is ours: the loop over a guided model, the 
 noised estimate (``strength`` < 1, SDEdit-style) and the choice of what is returned.
 """
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
 from .schedule import NoiseSchedule
 
@@ -31,7 +30,7 @@ def make_scheduler(sampler='ddim', num_timesteps=1000, beta_start=0.00085, beta_
     if spacing not in SPACINGS:
         raise ValueError(f'spacing must be one of {SPACINGS}, got {spacing!r}')
     scheduler = _make_diffusers_scheduler(sampler, num_timesteps, beta_start, beta_end, zero_terminal_snr, spacing)
-    if isinstance(scheduler, DDIMScheduler):
+    if sampler == 'ddim':
         scheduler.final_alpha_cumprod = table[0]  # set_alpha_to_one=False: the last step lands on ac[0]
     else:  # their sigma = sqrt((1 - ac) / ac) must stay finite at zero SNR: the same 2**-24 floor as diffusers
         table = table.clone()
@@ -45,6 +44,8 @@ def _make_diffusers_scheduler(sampler, num_timesteps, beta_start, beta_end, zero
                   beta_schedule='scaled_linear', rescale_betas_zero_snr=zero_terminal_snr,
                   prediction_type='v_prediction', timestep_spacing=spacing,
                   steps_offset=1 if spacing == 'leading' else 0)
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler  # ~1 s: not at import
+
     if sampler == 'ddim':
         return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=False)
     if sampler == 'dpmpp_2m':
@@ -68,6 +69,8 @@ def sample(model, x_T, scheduler, steps=50, eta=0.0, generator=None, start_index
     timesteps = scheduler.timesteps[start_index:]
     if start_index and hasattr(scheduler, 'set_begin_index'):
         scheduler.set_begin_index(start_index)
+    from diffusers import DDIMScheduler  # already loaded by make_scheduler
+
     extra = {'eta': eta, 'generator': generator} if isinstance(scheduler, DDIMScheduler) else {}
     x, x0 = x_T, x_T
     for i, t in enumerate(timesteps):
