@@ -1032,7 +1032,9 @@ def generate_dataset(out: str, seed: int = 0, num_train: int = 60, num_test: int
 
 
 def _replace(tmp: str, out: str) -> None:
-    """Move ``tmp`` to ``out``; an existing ``out`` is moved aside first and deleted only after success."""
+    """Move ``tmp`` to ``out``; an existing ``out`` is moved aside first and deleted only after success.
+    (``inference._replace`` does the same for outputs; this module is loaded without the package,
+    so that making data imports neither torch nor BasicSR, and keeps its own.)"""
     if not osp.exists(out):
         os.rename(tmp, out)
         return
