@@ -221,3 +221,5 @@ def test_uniform_max_limits_the_uniform_part_to_the_low_noise_steps():
         sample_timesteps(4, 1000, kind='logit_normal', uniform_fraction=0.5, uniform_max=1001)
     with pytest.raises(ValueError, match='uniform_max must be a positive integer'):
         timestep_sampling_kwargs({'type': 'logit_normal', 'uniform_fraction': 0.5, 'uniform_max': 0.5})
+    with pytest.raises(ValueError, match='needs uniform_fraction > 0'):
+        timestep_sampling_kwargs({'type': 'logit_normal', 'uniform_max': 100})

@@ -64,7 +64,8 @@ class NoiseSchedule:
         return _coef(self.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t + _coef(self.sqrt_alphas_cumprod, t, x_t) * v
 
 
-TIMESTEP_SAMPLING = {'uniform': (), 'logit_normal': ('mean', 'std', 'uniform_fraction', 'uniform_max')}  # kind -> its parameters
+# kind -> its parameters
+TIMESTEP_SAMPLING = {'uniform': (), 'logit_normal': ('mean', 'std', 'uniform_fraction', 'uniform_max')}
 
 
 def timestep_sampling_kwargs(options=None):
@@ -81,6 +82,8 @@ def timestep_sampling_kwargs(options=None):
         raise ValueError(f'timestep_sampling uniform_fraction must be in [0, 1], got {options["uniform_fraction"]}')
     if 'uniform_max' in options and not (isinstance(options['uniform_max'], int) and options['uniform_max'] >= 1):
         raise ValueError(f'timestep_sampling uniform_max must be a positive integer, got {options["uniform_max"]!r}')
+    if 'uniform_max' in options and not float(options.get('uniform_fraction', 0)):
+        raise ValueError('timestep_sampling uniform_max limits the uniform share: it needs uniform_fraction > 0')
     return dict(options, kind=kind)
 
 
