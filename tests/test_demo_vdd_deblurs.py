@@ -18,7 +18,7 @@ from basicsr_vdd.inference import load_vdd
 METHODS = runner.methods()
 # PSNR gain over the blurry input on the clip below, measured with the committed checkpoint:
 #   python -m pytest tests/test_demo_vdd_deblurs.py  (the assertion message prints it)
-SAMPLED_GAIN_DB = {'VDD-sampled': 0.348}  # 0.347 with guidance 5 (the demo's since 2026-12-03), 0.348 with 1
+SAMPLED_GAIN_DB = {'VDD-sampled': 0.347}  # guidance 5 (the demo's since 2026-12-03); 0.348 with guidance 1
 
 
 @pytest.fixture(scope='module')

@@ -159,8 +159,7 @@ def test_train_pipeline_validates_and_saves_the_stage_parts(tmp_path, tiny_gopro
     opt['network_g']['vae']['factor'] = 2
     train = opt['datasets']['train']
     train.update(dataroot=str(tiny_gopro / 'train'), gt_size=None, use_hflip=False, use_rot=False, use_reverse=False,
-                 num_frame=4, batch_size_per_gpu=1, num_worker_per_gpu=0, videos=['vid_a'], interval_list=[1])
-    train['num_frame'] = 7
+                 num_frame=7, batch_size_per_gpu=1, num_worker_per_gpu=0, videos=['vid_a'], interval_list=[1])
     opt['datasets']['val'] = dict(name='tiny_val', type='PairedVideoTestDataset', dataroot=str(tiny_gopro / 'test'),
                                   mode='video', max_frames=4)
     opt['sampling'] = dict(sampler='dpmpp_2m', steps=2, guidance_scale=1.5, window=4, overlap=1, seed=0)
