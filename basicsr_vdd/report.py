@@ -38,11 +38,14 @@ def latest_summary(folder, dataset_name=None):
     return load_summary(paths[-1])
 
 
-def input_summary(dataroot, lq_folder='blur', gt_folder='sharp', metrics=None, videos=None, max_frames=None):
+def input_summary(dataroot, lq_folder='blur', gt_folder='sharp', metrics=None, videos=None, max_frames=None,
+                  transform=None):
     """Score the blurry input against the ground truth exactly as model outputs are scored.
 
     Frames go through the same tensor -> uint8 conversion (``tensor2img``) and BasicSR metric
-    functions as in validation; returns a summary dict (see module docstring).
+    functions as in validation; returns a summary dict (see module docstring). ``transform``
+    (optional) maps each blurry frame, uint8 BGR ``[H, W, 3]``, to the uint8 BGR frame scored
+    instead: a classical reference such as ``scripts/unsharp_reference.py``'s sharpening.
     """
     from basicsr_vdd.data.paired_video_dataset import PairedVideoTestDataset
 
@@ -59,7 +62,8 @@ def input_summary(dataroot, lq_folder='blur', gt_folder='sharp', metrics=None, v
         sample = dataset[i]
         folder = sample['folder']
         for k, frame_idx in enumerate(sample['frame_idx']):
-            data = {'img': tensor2img([sample['lq'][k]]), 'img2': tensor2img([sample['gt'][k]])}
+            img = tensor2img([sample['lq'][k]])
+            data = {'img': img if transform is None else transform(img), 'img2': tensor2img([sample['gt'][k]])}
             counts[folder][frame_idx] += 1
             for m, name in enumerate(names):
                 if name in unavailable:
