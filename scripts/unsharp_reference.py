@@ -23,7 +23,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from basicsr_vdd.report import DEFAULT_METRICS, input_summary, markdown_table  # noqa: E402
 
 SIGMAS = (0.8, 1.2, 1.6, 2.4, 3.2, 4.8)
-AMOUNTS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+AMOUNTS = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0)  # amount 0 (the input itself) is scored once, as the baseline
 PSNR = {'psnr': DEFAULT_METRICS['psnr']}
 
 
@@ -36,16 +36,22 @@ def unsharp(sigma, amount):
     return apply
 
 
+def _psnr(dataroot, frames, transform=None):
+    summary = input_summary(dataroot, metrics=PSNR, max_frames=frames, transform=transform)
+    return summary['metrics']['psnr']['per_video_mean']
+
+
 def tune(dataroot, frames, sigmas=SIGMAS, amounts=AMOUNTS):
-    """``(sigma, amount, psnr)`` with the best PSNR (mean over videos) on the first ``frames`` of each video."""
-    best = None
+    """``(sigma, amount, psnr, input_psnr)``: the best PSNR (mean over videos) on the first ``frames`` of
+    each video, and the blurry input's, which is the result (amount 0) when no sharpening beats it."""
+    input_psnr = _psnr(dataroot, frames)
+    best = (sigmas[0], 0.0, input_psnr)
     for sigma in sigmas:
         for amount in amounts:
-            psnr = input_summary(dataroot, metrics=PSNR, max_frames=frames,
-                                 transform=unsharp(sigma, amount))['metrics']['psnr']['per_video_mean']
-            if best is None or psnr > best[2]:
+            psnr = _psnr(dataroot, frames, unsharp(sigma, amount))
+            if psnr > best[2]:
                 best = (sigma, amount, psnr)
-    return best
+    return best + (input_psnr,)
 
 
 def main():
@@ -54,10 +60,9 @@ def main():
     parser.add_argument('--test', default=osp.join(ROOT, 'datasets', 'SynthGoPro', 'test'))
     parser.add_argument('--tune-frames', type=int, default=3, help='first frames of each training video')
     args = parser.parse_args()
-    sigma, amount, train_psnr = tune(args.train, args.tune_frames)
-    train_input = input_summary(args.train, metrics=PSNR, max_frames=args.tune_frames)['metrics']['psnr']
+    sigma, amount, train_psnr, train_input = tune(args.train, args.tune_frames)
     print(f'tuned on {args.train} (first {args.tune_frames} frames per video): sigma {sigma}, amount {amount}, '
-          f'PSNR {train_input["per_video_mean"]:.2f} -> {train_psnr:.2f}')
+          f'PSNR {train_input:.2f} -> {train_psnr:.2f}')
     blurry = input_summary(args.test)
     sharpened = input_summary(args.test, transform=unsharp(sigma, amount))
     print(markdown_table([('blurry input', blurry), (f'unsharp mask (sigma {sigma}, amount {amount})', sharpened)]))

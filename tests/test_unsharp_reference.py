@@ -34,8 +34,18 @@ def test_amount_zero_scores_exactly_the_blurry_input(tmp_path):
 
 def test_tuning_picks_a_sharpening_that_beats_the_input(tmp_path):
     root = write_paired_videos(str(tmp_path / 'train'), ['a', 'b'], 2, size=(48, 48))
-    sigma, amount, psnr = unsharp_reference.tune(root, frames=2, sigmas=(1.2, 2.4), amounts=(0.0, 0.5, 1.0))
+    sigma, amount, psnr, input_psnr = unsharp_reference.tune(root, frames=2, sigmas=(1.2, 2.4), amounts=(0.5, 1.0))
     blurry = input_summary(root, metrics=unsharp_reference.PSNR)['metrics']['psnr']['per_video_mean']
+    assert input_psnr == pytest.approx(blurry, abs=1e-12)
     assert amount > 0 and psnr > blurry + 0.5
     again = input_summary(root, metrics=unsharp_reference.PSNR, transform=unsharp_reference.unsharp(sigma, amount))
     assert again['metrics']['psnr']['per_video_mean'] == pytest.approx(psnr, abs=1e-12)
+
+
+def test_when_no_sharpening_helps_the_input_itself_is_the_result(tmp_path):
+    root = write_paired_videos(str(tmp_path / 'train'), ['a'], 2, size=(32, 32))
+    for i in range(2):  # already sharp: blur = sharp, so any amount > 0 only loses PSNR
+        sharp = cv2.imread(osp.join(root, 'a', 'sharp', f'{i:06d}.png'))
+        cv2.imwrite(osp.join(root, 'a', 'blur', f'{i:06d}.png'), sharp)
+    sigma, amount, psnr, input_psnr = unsharp_reference.tune(root, frames=2, sigmas=(1.2,), amounts=(0.5,))
+    assert amount == 0.0 and psnr == input_psnr
