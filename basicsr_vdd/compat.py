@@ -1,4 +1,4 @@
-"""What BasicSR 1.4.2 needs on current torch/torchvision and on CPU (design.md section 7).
+"""What BasicSR 1.4.2 needs on current torch/torchvision and on CPU (docs/design.md section 7).
 
 `apply()` is idempotent and runs on `import basicsr_vdd`, before the first `import basicsr`:
 

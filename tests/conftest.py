@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-FIXTURES = osp.join(osp.dirname(REPO), 'shared', 'fixtures', 'tft2v')
+FIXTURES = osp.join(REPO, 'tests', 'fixtures', 'tft2v')
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 

@@ -1,7 +1,7 @@
 """TF-T2V's 3D UNet as diffusers' ``UNet3DConditionModel`` (the ModelScope UNet) plus what it lacks.
 
 Built from TF-T2V-style options (VGen ``UNetSD_TFT2V`` names), loaded from TF-T2V checkpoints
-with :func:`tft2v_to_diffusers` (key renaming of design.md section 2). Parity with the original
+with :func:`tft2v_to_diffusers` (key renaming of docs/design.md section 2). Parity with the original
 code is tested against ``fixtures/tft2v`` (float32 rounding, ~4e-6). What diffusers does not
 cover is here: ResBlock dropout 0.1 in training (diffusers fixes 0.0; its temporal convs already
 use 0.1), gradient checkpointing (UNet3DConditionModel 0.42 has none), SDPA attention is
