@@ -122,3 +122,31 @@ def test_size_multiple_and_image_dim_check():
     assert _net().size_multiple == 2 * 2  # KL with one downsampling level x UNet with two levels
     with pytest.raises(ValueError, match='embeds to 64 dims but unet.image_dim is 32'):
         VDDNet(**dict(TINY, unet=dict(TINY['unet'], image_dim=32)))
+
+
+def test_checkpointing_engages_in_a_frozen_eval_unet_that_gradients_pass_through():
+    """Stage 1: the UNet is frozen and in eval mode, but the loss back-propagates through it to the blur
+    encoder's concat input; checkpointing must recompute its blocks (not keep their activations) and
+    give the same input gradient."""
+    net = _net()
+    net.unet.requires_grad_(False).eval()
+    x_t, t = torch.randn(1, 4, 2, 8, 8), torch.tensor([300])
+    calls = []
+    net.unet.mid_block.resnets[0].register_forward_hook(lambda *a: calls.append(1))
+
+    def input_grad():
+        concat = torch.randn(1, net.concat_dim, 2, 8, 8, generator=torch.Generator().manual_seed(0),
+                             requires_grad=True)
+        calls.clear()
+        net(x_t, t, concat=concat).square().mean().backward()
+        return concat.grad, len(calls)
+
+    plain, plain_calls = input_grad()
+    net.set_gradient_checkpointing(True)
+    checkpointed, checkpointed_calls = input_grad()
+    with torch.no_grad():  # no recording, no recomputation
+        calls.clear()
+        net(x_t, t)
+    net.set_gradient_checkpointing(False)
+    assert plain_calls == 1 and checkpointed_calls == 2 and len(calls) == 1
+    torch.testing.assert_close(plain, checkpointed, rtol=1e-4, atol=1e-7)

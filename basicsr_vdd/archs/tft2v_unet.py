@@ -40,14 +40,16 @@ def build_unet(in_channels, out_channels, dropout=0.1, **tft2v_options):
 
 
 def set_gradient_checkpointing(unet, enabled):
-    """Recompute each down/mid/up block in the backward pass (training only) to save activation memory."""
+    """Recompute each down/mid/up block in the backward pass to save activation memory: whenever
+    gradients are recorded, also through a frozen UNet in eval mode (stage 1 back-propagates through it
+    to the blur encoder's concat input); never under ``torch.no_grad`` (sampling, validation)."""
     blocks = list(unet.down_blocks) + [unet.mid_block] + list(unet.up_blocks)
     for block in blocks:
         if enabled and 'forward' not in block.__dict__:
             inner = block.forward
 
-            def forward(*args, _block=block, _inner=inner, **kwargs):
-                if _block.training and torch.is_grad_enabled():
+            def forward(*args, _inner=inner, **kwargs):
+                if torch.is_grad_enabled():
                     return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
                 return _inner(*args, **kwargs)
 
