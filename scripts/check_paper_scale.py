@@ -14,6 +14,7 @@ neither trains nor saves held in bf16: ``train: frozen_dtype``), ``--sample-auto
 """
 import argparse
 import copy
+import gc
 import json
 import os
 import os.path as osp
@@ -43,10 +44,10 @@ def model_options(opt, stage, device, args, work):
     if net.get('null_text') and not osp.isfile(net['null_text']):
         missing.append(net['null_text'])
         net['null_text'] = None
-    train = dict(opt['train'], stage=stage, gradient_checkpointing=not args.no_checkpointing,
+    train = dict(copy.deepcopy(opt['train']), stage=stage, gradient_checkpointing=not args.no_checkpointing,
                  autocast=none_if_fp32(args.autocast), frozen_dtype=none_if_fp32(args.frozen_dtype),
                  ema_decay=opt['train'].get('ema_decay', 0))
-    sampling = dict(opt.get('sampling', {}), window=args.frames, overlap=0, tile=0,
+    sampling = dict(copy.deepcopy(opt.get('sampling', {})), window=args.frames, overlap=0, tile=0,
                     autocast=none_if_fp32(args.sample_autocast))
     if args.sample_steps:
         sampling['steps'] = args.sample_steps
@@ -74,6 +75,11 @@ def peak_memory(device):
     return kib / 2 ** 20
 
 
+def peak_reserved(device):
+    """CUDA: peak memory the caching allocator reserved in GiB (what the GPU must have); CPU: None."""
+    return round(torch.cuda.max_memory_reserved(device) / 2 ** 30, 2) if device.type == 'cuda' else None
+
+
 def reset_peak(device):
     """Start a new peak: CUDA's peak statistics, or Linux's VmHWM (``clear_refs`` 5)."""
     if device.type == 'cuda':
@@ -96,6 +102,37 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
+def release(device):
+    """Free what the previous stage held (reference cycles through the checkpointing closures need a
+    collection) so that the next stage is measured alone."""
+    gc.collect()
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+
+
+def available_memory(device):
+    """GiB that can still be allocated: free device memory (CUDA) or MemAvailable (CPU)."""
+    if device.type == 'cuda':
+        return torch.cuda.mem_get_info(device)[0] / 2 ** 30
+    with open('/proc/meminfo') as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith('MemAvailable:'))
+    return kib / 2 ** 20
+
+
+class OutOfMemory(Exception):
+    """A stage does not fit the device's memory."""
+
+
+def check_training_fits(model, device):
+    """Before the first step: the gradients and AdamW moments of the trained parameters (12 bytes each,
+    fp32) must fit what is available; on CPU running out means the kernel kills the process."""
+    need = sum(p.numel() for p in model.trainable_parameters()) * 12 / 2 ** 30
+    free = available_memory(device)
+    if need > free:
+        raise OutOfMemory(f'stage {model.stage}: its gradients and AdamW moments need about {need:.1f} GiB more, '
+                          f'{free:.1f} GiB is available on {device}')
+
+
 def measure_stage(file_opt, args, stage, device, work):
     opt, missing = model_options(file_opt, stage, device, args, work)
     reset_peak(device)
@@ -110,11 +147,16 @@ def measure_stage(file_opt, args, stage, device, work):
     gt = torch.rand(1, args.frames, 3, args.size, args.size, generator=g)
     data = {'lq': (gt + 0.05 * torch.randn(gt.shape, generator=g)).clamp(0, 1), 'gt': gt}
     times = []
+    check_training_fits(model, device)
     for it in range(1, args.steps + 1):
         model.feed_data(data)
         sync(device)
         t = time.time()
-        model.optimize_parameters(it)
+        try:
+            model.optimize_parameters(it)
+        except torch.OutOfMemoryError as err:
+            raise OutOfMemory(f'stage {stage}: out of memory in training step {it} on {device} '
+                              f'({str(err).splitlines()[0]})') from None
         sync(device)
         times.append(time.time() - t)
     row = {'stage': stage, 'parameters': params, 'trainable': trainable, 'build_s': round(built, 1),
@@ -122,6 +164,7 @@ def measure_stage(file_opt, args, stage, device, work):
            'step_s_steady': round(sum(times[1:]) / max(len(times) - 1, 1), 2) if len(times) > 1 else round(times[0], 2),
            'loss': round(float(model.log_dict['l_total']), 4), 'built_gib': round(held, 2),
            'build_peak_gib': round(build_peak, 2), 'peak_gib': round(peak_memory(device), 2),
+           'peak_reserved_gib': peak_reserved(device),
            'missing_files': missing}
     return model, row
 
@@ -145,12 +188,13 @@ def measure_sampling(model, args, device):
             'autocast': s.get('autocast') or 'fp32',
             'window_s': round(elapsed, 1), 'frame_s': round(elapsed / args.frames, 2), 'unet_calls': len(calls),
             'unet_batch': sorted(set(calls)), 'guidance_batched': bool(calls) and max(calls) > 1,
-            'peak_gib': round(peak_memory(device), 2), 'output_finite': bool(torch.isfinite(model.output).all())}
+            'peak_gib': round(peak_memory(device), 2), 'peak_reserved_gib': peak_reserved(device),
+            'output_finite': bool(torch.isfinite(model.output).all())}
 
 
 def markdown(result):
     a = result['args']
-    lines = [f"### {result['device']}: {a['frames']} frames x {a['size']}², autocast {a['autocast']}, "
+    lines = [f"### {result['device_name']} ({result['device']}): {a['frames']} frames x {a['size']}², autocast {a['autocast']}, "
              f"gradient checkpointing {'off' if a['no_checkpointing'] else 'on'}, frozen parts {a['frozen_dtype']}", '',
              f"`{result['command']}`", '',
              '| stage | parameters | trainable | s/step (steps) | loss | memory after build (GiB) | peak while building (GiB) | peak while training (GiB) |',
@@ -168,7 +212,9 @@ def markdown(result):
     missing = sorted({m for r in result['stages'] for m in r['missing_files']})
     if missing:
         lines += ['', f"Random weights for absent files: {', '.join(missing)}."]
-    lines.append(f"Peak memory: {'CUDA max_memory_allocated' if result['device'].startswith('cuda') else 'process peak RSS (all of it, including Python and the frozen parts)'}.")
+    if result.get('error'):
+        lines.append(f"Stopped: {result['error']}.")
+    lines.append(f"Peak memory: {'CUDA max_memory_allocated (reserved by the caching allocator in the JSON)' if result['device'].startswith('cuda') else 'process peak RSS (all of it, including Python and the frozen parts)'}.")
     return '\n'.join(lines) + '\n'
 
 
@@ -195,31 +241,43 @@ def main(argv=None):
     if args.steps < 1 or args.frames < 1 or args.size % 64:
         parser.error('--steps and --frames must be >= 1 and --size a multiple of 64')
     device = torch.device(args.device)
+    if device.type == 'cuda':
+        torch.cuda.set_device(device)  # VDDModel puts the network on the current CUDA device
+        torch.backends.cudnn.benchmark = True  # as BasicSR's train_pipeline sets it
     with open(args.opt) as f:
         file_opt = yaml.safe_load(f)
     train_opt, sampling_opt = file_opt.get('train') or {}, file_opt.get('sampling') or {}
     args.autocast = args.autocast or train_opt.get('autocast') or 'fp32'
     args.frozen_dtype = args.frozen_dtype or train_opt.get('frozen_dtype') or 'fp32'
     args.sample_autocast = args.sample_autocast or sampling_opt.get('autocast') or 'fp32'
-    result = {'device': str(device) if device.type == 'cpu' else torch.cuda.get_device_name(device),
+    result = {'device': str(device), 'device_name': torch.cuda.get_device_name(device) if device.type == 'cuda' else
+              'CPU',
               'command': 'python scripts/check_paper_scale.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
               'args': vars(args), 'torch': torch.__version__, 'threads': torch.get_num_threads(), 'stages': []}
     with tempfile.TemporaryDirectory() as work:
         model = None
-        for stage in args.stages:
-            model = None
-            model, row = measure_stage(file_opt, args, stage, device, work)
-            result['stages'].append(row)
-            print(json.dumps(row), flush=True)
-        if not args.no_sampling:
-            result['sampling'] = measure_sampling(model, args, device)
-            print(json.dumps(result['sampling']), flush=True)
+        try:
+            for stage in args.stages:
+                model = None
+                release(device)
+                model, row = measure_stage(file_opt, args, stage, device, work)
+                result['stages'].append(row)
+                print(json.dumps(row), flush=True)
+            if not args.no_sampling:
+                result['sampling'] = measure_sampling(model, args, device)
+                print(json.dumps(result['sampling']), flush=True)
+        except OutOfMemory as err:
+            result['error'] = str(err)
     out = args.out or osp.join(ROOT, 'docs', f'paper_scale_{device.type}')
     with open(out + '.json', 'w') as f:
         json.dump(result, f, indent=1)
     with open(out + '.md', 'w') as f:
         f.write(markdown(result))
     print(markdown(result))
+    if result.get('error'):
+        print(f'check_paper_scale: error: {result["error"]} (what was measured before is in {out}.json)',
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,6 +1,7 @@
 """scripts/check_paper_scale.py on CPU at 2 frames x 64² with the paper's full widths: the real
 VDDModel trains a stage-1 step and samples a guided window, and the report says so."""
 import json
+import os.path as osp
 import subprocess
 import sys
 
@@ -28,3 +29,32 @@ def test_paper_size_network_trains_and_samples_on_cpu(tmp_path):
     assert sampling['unet_calls'] == 1 and sampling['guidance_batched'] and sampling['unet_batch'] == [2]
     assert sampling['output_finite']
     assert '| 1 | 2,166,399,811 | 34,164,248 |' in out.with_suffix('.md').read_text()
+
+
+def test_both_stages_in_one_process_and_a_clear_stop_when_memory_runs_out(tmp_path, monkeypatch, capsys):
+    """``--stages 1 2`` builds stage 2 after stage 1 from the same option file (BasicSR pops ``type`` from
+    the option dicts it is given: each stage gets its own copy); a stage whose optimizer state does not
+    fit stops the run with one line, keeping what was measured before."""
+    sys.path.insert(0, osp.join(REPO, 'scripts'))
+    import check_paper_scale
+
+    opt = osp.join(REPO, 'options', 'demo', 'vdd_stage2_synth.yml')
+    argv = ['-opt', opt, '--frames', '2', '--size', '64', '--steps', '1', '--sample-steps', '1']
+    assert check_paper_scale.main(argv + ['--out', str(tmp_path / 'both')]) == 0
+    result = json.loads((tmp_path / 'both.json').read_text())
+    one, two = result['stages']
+    assert (one['stage'], two['stage']) == (1, 2) and one['parameters'] == two['parameters']
+    assert one['trainable'] < two['trainable'] < two['parameters']  # stage 2 also trains the UNet
+    assert result['sampling']['output_finite'] and result['device'] == 'cpu'
+
+    trainable = {1: one['trainable'], 2: two['trainable']}
+    # as if only stage 1's gradients and AdamW moments fitted (12 bytes per trained parameter)
+    monkeypatch.setattr(check_paper_scale, 'available_memory', lambda device: (trainable[1] + trainable[2]) * 6 / 2 ** 30)
+    capsys.readouterr()
+    assert check_paper_scale.main(argv + ['--out', str(tmp_path / 'oom')]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('check_paper_scale: error: stage 2:') and 'GiB' in err[0]
+    result = json.loads((tmp_path / 'oom.json').read_text())
+    assert [r['stage'] for r in result['stages']] == [1] and 'sampling' not in result
+    assert result['error'].startswith('stage 2:')
+    assert 'Stopped: stage 2' in (tmp_path / 'oom.md').read_text()
