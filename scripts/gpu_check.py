@@ -31,7 +31,7 @@ ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 PACKAGES = ('torch', 'torchvision', 'basicsr', 'diffusers', 'open_clip_torch', 'lpips', 'numpy', 'opencv-python',
             'opencv-python-headless', 'av')
 # each step's share of --minutes (the rest is slack for start-up)
-SHARES = {'gpu_tests': 0.35, 'paper_scale': 0.55}
+SHARES = {'gpu_tests': 0.3, 'paper_scale': 0.65}
 
 
 def environment():
