@@ -27,7 +27,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
 from basicsr_vdd.archs.bimnet_arch import BIMNet, correlation
 from basicsr_vdd.archs.nafnet_arch import NAFNet
 from basicsr_vdd.archs.pixel_volume import pixel_volume, rgb_to_gray
-from basicsr_vdd.archs.pvdnet_arch import PVDNet
+from basicsr_vdd.archs.pvdnet_arch import PVDNet, convert_original_state_dict
 from basicsr_vdd.models.pvdnet_model import blur_invariant_loss
 from conftest import load_options, run_pipeline, write_options
 
@@ -109,6 +109,42 @@ def original_nafnet_keys(enc, middle, dec):
 def test_nafnet_has_the_original_parameter_names():
     net = NAFNet(width=8, enc_blk_nums=[1, 1, 1, 28], dec_blk_nums=[1, 1, 1, 1], tlc_train_size=[256, 256])
     assert set(net.state_dict()) == original_nafnet_keys([1, 1, 1, 28], 1, [1, 1, 1, 1])
+
+
+def original_pvdnet_keys():
+    """Parameter names of the public code's DeblurNet (BIMNet = liteFlowNet.Network, PVDNet.Network) in
+    registration order, written from its layer definitions."""
+    keys = ['moduleFeatures.moduleOne.0']
+    keys += [f'moduleFeatures.module{m}.{i}' for m, n in (('Two', 3), ('Thr', 2), ('Fou', 2)) for i in range(0, 2 * n, 2)]
+    keys += ['moduleFeatures.moduleFiv.0', 'moduleFeatures.moduleSix.0']
+    main4, main6 = [f'moduleMain.{i}' for i in (0, 2, 4, 6)], [f'moduleMain.{i}' for i in range(0, 12, 2)]
+    for i, level in enumerate(range(2, 7)):
+        keys += [f'moduleMatching.{i}.{k}' for k in (['moduleFeat.0'] if level == 2 else []) + main4]
+        keys[-4:-4] = ([f'moduleMatching.{i}.moduleUpflow'] if level != 6 else []) + (
+            [f'moduleMatching.{i}.moduleUpcorr'] if level < 4 else [])
+    for i, level in enumerate(range(2, 7)):
+        keys += [f'moduleSubpixel.{i}.{k}' for k in (['moduleFeat.0'] if level == 2 else []) + main4]
+    for i, level in enumerate(range(2, 7)):
+        dist = ['moduleDist.0'] + (['moduleDist.1'] if level < 5 else [])
+        feat = ['moduleFeat.0'] if level < 5 else []
+        keys += [f'moduleRegularization.{i}.{k}' for k in feat + main6 + dist + ['moduleScaleX', 'moduleScaleY']]
+    keys = ['BIMNet.' + k for k in keys]
+    keys += ['PVDNet.' + k for k in ['PV_dec.0', 'PV_dec.2', 'img_dec.0', 'img_dec.2', 'd0', 'd1.0', 'd1.2', 'temp.0', 'temp.2']]
+    keys += [f'PVDNet.RBs.{i}.{j}' for i in range(12) for j in (0, 2)]
+    keys += ['PVDNet.' + k for k in ['RB_end.0', 'dconv1', 'dconv1_end.1', 'dconv2', 'dconv2_end.1', 'end']]
+    no_bias = ('moduleUpflow', 'moduleUpcorr')
+    return [f'{k}.{t}' for k in keys for t in (('weight',) if k.endswith(no_bias) else ('weight', 'bias'))]
+
+
+def test_original_pvdnet_checkpoints_convert_onto_the_same_layers():
+    ours = PVDNet().state_dict()
+    original = original_pvdnet_keys()
+    assert len(original) == len(ours)
+    # the original's layers in its order, holding our tensors: converted, every tensor lands on its own key
+    fake = {'module.' + k: v for k, v in zip(original, ours.values())}
+    converted = convert_original_state_dict(fake)
+    assert list(converted) == list(ours)
+    assert all(converted[k] is ours[k] for k in ours)
 
 
 def test_nafnet_clips_are_deblurred_frame_by_frame_at_any_size():

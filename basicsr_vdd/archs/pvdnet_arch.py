@@ -11,6 +11,8 @@ initialisation (Xavier uniform, zero bias) as the public ``PVDNet.py``/``trainer
 on frames in [-1, 1] (BIMNet on [0, 1]); this module takes and returns [0, 1] and converts
 inside, so that the original's weights would keep their meaning.
 """
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +21,28 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from .bimnet_arch import BIMNet
 from .pixel_volume import pixel_volume
+
+
+_ORIGINAL_NAMES = [  # (pattern, replacement) from the public code's DeblurNet keys to ours, in turn
+    (r'^module\.', ''), (r'^BIMNet\.', 'bimnet.'), (r'^PVDNet\.', 'deblur.'),
+    (r'moduleFeatures\.module(One|Fiv|Six)\.0\.', lambda m: f'features.{m[1].lower()}.0.'),
+    (r'moduleFeatures\.module(Two|Thr|Fou)\.(\d)\.', lambda m: f'features.{m[1].lower()}.{int(m[2]) // 2}.0.'),
+    (r'moduleMatching', 'matching'), (r'moduleSubpixel', 'subpixel'), (r'moduleRegularization', 'regularization'),
+    (r'moduleFeat', 'feat'), (r'moduleUpflow', 'upflow'), (r'moduleUpcorr', 'upcorr'), (r'moduleMain', 'main'),
+    (r'moduleDist', 'dist'), (r'moduleScaleX', 'scale_x'), (r'moduleScaleY', 'scale_y'),
+    (r'\.PV_dec\.', '.pv_dec.'), (r'\.RBs\.', '.blocks.'), (r'\.RB_end\.', '.block_end.'),
+]
+
+
+def convert_original_state_dict(state):
+    """The public code's ``DeblurNet`` state dict (``BIMNet.*``, ``PVDNet.*``, optionally ``module.``)
+    -> this :class:`PVDNet`'s keys (same tensors: the layers are the same, in the same order)."""
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in _ORIGINAL_NAMES:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
 
 
 def _conv_relu(cin, cout, k, stride=1):

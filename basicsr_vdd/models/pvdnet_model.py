@@ -17,6 +17,8 @@ Stages (``network_g: fix_bimnet``):
   kept fixed; loss ``pixel_opt`` only.
 
 Test: recurrent over whole videos (:meth:`PVDNet.forward_video`). Data: ``lq``/``gt`` ``[B, T, 3, H, W]``.
+``path: pretrain_network_original`` loads a checkpoint of the public code (e.g. its released
+``PVDNet_DVD.pytorch``), converted by :func:`convert_original_state_dict`, after ``pretrain_network_g``.
 """
 from collections import OrderedDict
 
@@ -27,6 +29,7 @@ from basicsr.models.video_base_model import VideoBaseModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from basicsr_vdd.archs.pvdnet_arch import convert_original_state_dict
 from basicsr_vdd.compat import safe_torch_load
 
 
@@ -46,10 +49,14 @@ def blur_invariant_loss(gt_prev, gt_curr, flows):
     return sum(losses) / len(losses)
 
 
+def _plain_state_dict(ckpt):
+    """The state dict inside a checkpoint: BasicSR's ``params_ema``/``params``, or the file itself."""
+    return ckpt.get('params_ema', ckpt.get('params', ckpt)) if isinstance(ckpt, dict) else ckpt
+
+
 def load_bimnet(net, path):
     """Load BIMNet's weights into ``net.bimnet`` from a PVDNet ``net_g`` checkpoint or a BIMNet state dict."""
-    ckpt = safe_torch_load(path)
-    state = ckpt.get('params_ema', ckpt.get('params', ckpt)) if isinstance(ckpt, dict) else ckpt
+    state = _plain_state_dict(safe_torch_load(path))
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
     if any(k.startswith('bimnet.') for k in state):
         state = {k[len('bimnet.'):]: v for k, v in state.items() if k.startswith('bimnet.')}
@@ -59,9 +66,22 @@ def load_bimnet(net, path):
 @MODEL_REGISTRY.register()
 class PVDNetModel(VideoBaseModel):
 
+    def __init__(self, opt):
+        super().__init__(opt)
+        if not self.is_train:
+            self._load_original()
+
+    def _load_original(self):
+        path = self.opt['path'].get('pretrain_network_original')
+        if path:
+            state = convert_original_state_dict(_plain_state_dict(safe_torch_load(path)))
+            self.get_bare_model(self.net_g).load_state_dict(state, strict=True)
+            get_root_logger().info(f'Loaded the original PVDNet checkpoint {path}')
+
     def init_training_settings(self):
         train_opt = self.opt['train']
         bare = self.get_bare_model(self.net_g)
+        self._load_original()
         load_path = self.opt['path'].get('pretrain_network_bimnet')
         logger = get_root_logger()
         if load_path:
