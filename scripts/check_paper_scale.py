@@ -242,6 +242,7 @@ def main(argv=None):
         parser.error('--steps and --frames must be >= 1 and --size a multiple of 64')
     device = torch.device(args.device)
     if device.type == 'cuda':
+        device = torch.device('cuda', torch.cuda.current_device() if device.index is None else device.index)
         torch.cuda.set_device(device)  # VDDModel puts the network on the current CUDA device
         torch.backends.cudnn.benchmark = True  # as BasicSR's train_pipeline sets it
     with open(args.opt) as f:
