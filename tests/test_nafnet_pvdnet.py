@@ -25,7 +25,7 @@ import torch
 import basicsr_vdd  # noqa: F401  (registration)
 from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
 from basicsr_vdd.archs.bimnet_arch import BIMNet, correlation
-from basicsr_vdd.archs.nafnet_arch import NAFNet
+from basicsr_vdd.archs.nafnet_arch import NAFNet, _LocalAvgPool
 from basicsr_vdd.archs.pixel_volume import pixel_volume, rgb_to_gray
 from basicsr_vdd.archs.pvdnet_arch import PVDNet, convert_original_state_dict
 from basicsr_vdd.models.pvdnet_model import blur_invariant_loss
@@ -162,6 +162,11 @@ def test_nafnet_clips_are_deblurred_frame_by_frame_at_any_size():
         tlc.load_state_dict(net.state_dict())
         torch.testing.assert_close(tlc(clip[:, 0, :, :8, :8]), net(clip[:, 0, :, :8, :8]))
         assert (tlc(clip[:, 0]) - net(clip[:, 0])).abs().max() > 1e-4
+    # the local mean: every valid k1 x k2 window's mean, replicate-padded (centred) back to H x W
+    x = torch.rand(1, 2, 9, 12, dtype=torch.float64)
+    means = torch.stack([torch.stack([x[..., i:i + 4, j:j + 6].mean((-2, -1)) for j in range(7)], -1) for i in range(6)], -2)
+    expected = torch.nn.functional.pad(means, (2, 3, 1, 2), mode='replicate')
+    torch.testing.assert_close(_LocalAvgPool((4, 6))(x), expected)
 
 
 @pytest.mark.parametrize('stride', [1, 2])
