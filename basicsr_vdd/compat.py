@@ -54,9 +54,9 @@ def _install_functional_tensor_shim():
 
 
 def resume_map_location(opt):
-    """Device onto which saved states are mapped: the model's device."""
-    if opt.get('num_gpu', 0) != 0 and torch.cuda.is_available():
-        return torch.device('cuda', torch.cuda.current_device())
+    """Device onto which saved states are mapped: the CPU. The optimizers, the EMA and the generators
+    copy their parts onto the model's device; BasicSR keeps the loaded state alive for the whole run,
+    and on the GPU it would hold a second copy of the optimizer state (~5.8 GB per rank at paper size)."""
     return torch.device('cpu')
 
 
@@ -104,7 +104,7 @@ def create_train_val_dataloader(opt, logger, _original=None):
     if resumed and len(train_loader):
         done = (resumed - 1) % len(train_loader) + 1  # batches of the resumed epoch already trained on
         train_sampler.start_epoch = epoch
-        train_sampler.start = done * opt['datasets']['train']['batch_size_per_gpu']
+        train_sampler.start = done * train_loader.batch_size  # DataParallel: batch_size_per_gpu x num_gpu
         logger.info(f'Resumed mid-epoch data order: skipping the first {done} batches of the epoch.')
     return (train_loader, train_sampler, *rest)
 
@@ -154,7 +154,7 @@ def save_training_state(self, epoch, current_iter):
     from basicsr.utils.dist_util import get_dist_info
     if current_iter == -1:
         return
-    fingerprints = rank_states(parameter_fingerprint(self.net_g))
+    fingerprints = rank_fingerprints(self.net_g)
     if get_dist_info()[0] != 0:
         return
     state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
@@ -213,9 +213,25 @@ def rank_states(obj):
 
 
 def parameter_fingerprint(net):
-    """Sum of squares of the trainable parameters (float64): equal on every rank of a healthy run."""
+    """``{part: sum of squares of its trainable parameters (float64)}`` over the top-level parts of ``net``
+    (``''``: parameters of ``net`` itself); equal on every rank of a healthy run."""
+    net = getattr(net, 'module', net)  # DDP / DataParallel
+    parts = [('', list(net.parameters(recurse=False)))] + [(n, list(m.parameters())) for n, m in net.named_children()]
     with torch.no_grad():
-        return float(sum(p.detach().double().pow(2).sum() for p in net.parameters() if p.requires_grad))
+        return {name: float(sum(p.detach().double().pow(2).sum() for p in params if p.requires_grad))
+                for name, params in parts if any(p.requires_grad for p in params)}
+
+
+def rank_fingerprints(net):
+    """Every rank's :func:`parameter_fingerprint`, gathered on every rank. Raises RuntimeError (on every
+    rank alike) naming the parts whose parameters differ between ranks: a part that trains without its
+    gradients being averaged (it was frozen when DistributedDataParallel was built)."""
+    prints = rank_states(parameter_fingerprint(net))
+    differ = sorted(k for k in prints[0] if len({p.get(k) for p in prints}) > 1)
+    if differ:
+        raise RuntimeError(f'the ranks trained different parameters in {differ} (fingerprints '
+                           f'{[[p.get(k) for p in prints] for k in differ]}): they were not synchronised')
+    return prints
 
 
 def _patch_load_network():

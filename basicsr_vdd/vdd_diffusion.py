@@ -106,7 +106,7 @@ class VDDDiffusion:
             return z_sharp
         residual = z_sharp - net.vae.encode(blur)
         if self.residual_scale is None:  # measured once, then kept in every checkpoint
-            self.residual_scale = max(residual.float().std().item(), 1e-3)
+            self.residual_scale = first_rank_value(max(residual.float().std().item(), 1e-3), residual.device)
         return residual / self.residual_scale
 
     def decode_target(self, net, x0, z_blur):
@@ -240,3 +240,14 @@ class VDDDiffusion:
         for out in stream_windowed(fn, chained(), num_frames, int(sampling.get('window', 16)),
                                    int(sampling.get('overlap', 4)), tile, tile_overlap):
             yield ((out[..., :h, :w] + 1) / 2).clamp(0, 1)
+
+
+def first_rank_value(value, device):
+    """``value`` as rank 0 has it when several processes train together (``torch.distributed``), else
+    ``value``: every rank must train against the same target space."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    shared = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(shared, src=0)
+    return float(shared.item())

@@ -46,3 +46,20 @@ def test_perceptual_loss_l2_criterion_is_mse(monkeypatch):
     a, b = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 2.0)
     percep, style = loss(a, b)
     assert isinstance(loss.criterion, torch.nn.MSELoss) and percep.item() == 4.0 and style is None
+
+
+def test_mid_epoch_resume_skips_the_samples_of_the_loader_batches_seen(monkeypatch):
+    """The resumed epoch skips ``done`` batches of the loader's own size (DataParallel: batch_size_per_gpu
+    x num_gpu), not ``done x batch_size_per_gpu`` samples."""
+    import logging
+    from basicsr_vdd import compat
+    from basicsr_vdd.data.resumable_sampler import ResumableSampler
+
+    dataset = list(range(24))
+    sampler = ResumableSampler(dataset, num_replicas=1, rank=0)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, sampler=sampler)  # 2 per GPU x 2 GPUs
+    opt = {'manual_seed': 0, 'datasets': {'train': {'batch_size_per_gpu': 2}}}
+    compat._RESUMED[id(opt)] = (0, 2)  # resumed at iteration 2: two batches of this epoch done
+    _, resumed, *_ = compat.create_train_val_dataloader(opt, logging.getLogger('t'),
+                                                        _original=lambda o, lg: (loader, sampler, None, 1, 1))
+    assert resumed.start == 8 and len(list(resumed)) == 24 - 8

@@ -148,3 +148,24 @@ def test_ddp_over_nccl_trains_stage_2_on_one_gpu(tiny_gopro, tmp_path):
     torchrun(write_options(opt, tmp_path / 'nccl.yml'), tmp_path, nproc=1)  # init_dist: nccl with a GPU
     state = safe_torch_load(tmp_path / 'experiments' / 'vdd_nccl' / 'training_states' / '2.state')
     assert len(state['param_fingerprints']) == 1
+
+
+def test_fp16_scaler_state_resumes_and_a_skipped_step_leaves_the_ema(tmp_path):
+    from basicsr_vdd.compat import safe_torch_load
+    from test_vdd_model import train_steps
+    model = VDDModel(kl_options(2, tmp_path / 'a', autocast='fp16', ema_decay=0.9))
+    train_steps(model, 2)
+    model.save_training_state(0, 2)
+    state = safe_torch_load(tmp_path / 'a' / '2.state')
+    assert state['grad_scaler']['scale'] == model.grad_scaler.get_scale()
+    resumed = VDDModel(kl_options(2, tmp_path / 'b', autocast='fp16', ema_decay=0.9))
+    resumed.resume_training(state)
+    assert resumed.grad_scaler.get_scale() == model.grad_scaler.get_scale()
+
+    model.grad_scaler.update(new_scale=1e38)  # fp16 gradients overflow: the scaler skips the step
+    shadow = {k: v.clone() for k, v in model.ema.shadow.items()}
+    weights = params_by_part(model)
+    train_steps(model, 1, seed=3)
+    assert model.grad_scaler.get_scale() < 1e38
+    assert changed(weights, params_by_part(model)) == set()
+    assert all(torch.equal(shadow[k], v) for k, v in model.ema.shadow.items())

@@ -224,3 +224,29 @@ def test_start_from_mean_refines_the_one_step_estimate(tmp_path):
     torch.testing.assert_close(calls[0][1], math.sqrt(1 - ac) * x_T, rtol=0, atol=1e-5)  # zero residual, noised
     with pytest.raises(ValueError, match='start_from must be one of'):
         diffusion.sample(net, blur, torch.Generator(), steps=4, strength=0.5, start_from='sharp')
+
+
+def test_several_gpus_without_a_launcher_are_refused_with_the_torchrun_command(tmp_path):
+    """BasicSR would wrap the network in DataParallel, whose replicas keep the checkpointing wrappers of
+    the blocks on the first GPU; VDD trains one process per GPU instead."""
+    opt = tiny_options(2, tmp_path)
+    opt['num_gpu'] = 2
+    with pytest.raises(ValueError, match=r'num_gpu: 2 without a launcher .* torchrun --nproc_per_node=2 .*'
+                                         r'--launcher pytorch'):
+        VDDModel(opt)
+
+
+def test_a_state_saved_on_another_kind_of_device_resumes_with_new_noise(tmp_path, caplog):
+    """A GPU generator's state (16 bytes) does not fit the CPU generator: resume goes on, with a warning."""
+    model = VDDModel(tiny_options(2, tmp_path, ema_decay=0.9))
+    train_steps(model, 1)
+    model.save_training_state(0, 1)
+    state = torch.load(tmp_path / '1.state', weights_only=True)
+    assert state['residual_scales'] == [model.diffusion.residual_scale]
+    before = model.generator.get_state()
+    state['generators'] = [torch.zeros(16, dtype=torch.uint8)]  # as saved by torch.Generator('cuda')
+    with caplog.at_level('WARNING', logger='basicsr'):
+        model.resume_training(state)
+    assert 'another kind of device' in caplog.text
+    assert not torch.equal(model.generator.get_state(), before)
+    train_steps(model, 1, seed=5)  # and trains on

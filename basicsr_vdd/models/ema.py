@@ -27,9 +27,10 @@ class ParameterEMA:
     def update(self, net):
         weight = 1.0 - self.current_decay()
         self.num_updates += 1
-        for name, p in net.named_parameters():
-            if name in self.shadow:
-                self.shadow[name].lerp_(p.detach().float(), weight)
+        pairs = [(self.shadow[name], p.detach().float()) for name, p in net.named_parameters() if name in self.shadow]
+        if pairs:  # one fused kernel per dtype and device, not one per tensor
+            shadows, params = zip(*pairs)
+            torch._foreach_lerp_(list(shadows), list(params), weight)
 
     @torch.no_grad()
     def swap(self, net):

@@ -57,7 +57,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from basicsr_vdd.compat import atomic_torch_save, parameter_fingerprint, rank_states
+from basicsr_vdd.compat import atomic_torch_save, rank_fingerprints, rank_states
 from basicsr_vdd.vdd_diffusion import VDDDiffusion, check_sampling, low_precision_dtype, to_model_video
 from .ema import ParameterEMA
 from .stage_checkpoint import checkpoint_state, load_part_state_dict, part_state_dict, read_checkpoint
@@ -72,7 +72,10 @@ class VDDModel(BaseModel):
 
     def __init__(self, opt):
         super().__init__(opt)
-        self.net_g = self.model_to_device(build_network(opt['network_g']))
+        net = build_network(opt['network_g'])
+        if self.is_train:  # before DistributedDataParallel, which registers the parameters that train then
+            self.select_trained_parts(net)
+        self.net_g = self.model_to_device(net)
         self.diffusion = VDDDiffusion(**opt.get('diffusion', {}))
         self.sampling = dict(opt.get('sampling', {}))
         check_sampling(self.sampling)
@@ -93,14 +96,23 @@ class VDDModel(BaseModel):
     def bare(self):
         return self.get_bare_model(self.net_g)
 
-    def init_training_settings(self):
-        train_opt = self.opt['train']
-        self.stage = int(train_opt['stage'])
+    def select_trained_parts(self, net):
+        """The stage's parts train (``requires_grad``), every other part is frozen. The image projection
+        does not train without a CLIP tower (nothing feeds it: DDP would find it unused)."""
+        self.stage = int(self.opt['train']['stage'])
         if self.stage not in STAGE_PARTS:
             raise ValueError(f'train: stage must be one of {sorted(STAGE_PARTS)}, got {self.stage}')
-        self.trained_parts = STAGE_PARTS[self.stage]
-        for name, module in self.bare.named_children():
+        if self.opt['num_gpu'] > 1 and not self.opt['dist']:
+            raise ValueError(f'num_gpu: {self.opt["num_gpu"]} without a launcher would train VDD with DataParallel, '
+                             f'which it does not support: run one process per GPU, torchrun --nproc_per_node='
+                             f'{self.opt["num_gpu"]} basicsr_vdd/train.py -opt ... --launcher pytorch')
+        self.trained_parts = tuple(p for p in STAGE_PARTS[self.stage]
+                                   if not (p == 'image_proj' and net.clip_image is None))
+        for name, module in net.named_children():
             module.requires_grad_(name in self.trained_parts)
+
+    def init_training_settings(self):
+        train_opt = self.opt['train']
         self._set_modes(training=True)
         if train_opt.get('gradient_checkpointing'):
             self.bare.set_gradient_checkpointing(True)
@@ -188,11 +200,14 @@ class VDDModel(BaseModel):
         if self.opt['train'].get('grad_clip'):
             torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), self.opt['train']['grad_clip'])
         if self.grad_scaler is not None:
-            self.grad_scaler.step(self.optimizer_g)
+            scale = self.grad_scaler.get_scale()
+            self.grad_scaler.step(self.optimizer_g)  # skips the optimizer on inf/NaN gradients
             self.grad_scaler.update()
+            skipped = self.grad_scaler.get_scale() < scale  # it lowered the scale: the step was skipped
         else:
             self.optimizer_g.step()
-        if self.ema is not None and not getattr(self.optimizer_g, 'last_step_skipped', False):
+            skipped = getattr(self.optimizer_g, 'last_step_skipped', False)
+        if self.ema is not None and not skipped:
             self.ema.update(self.bare)
         losses['l_total'] = loss
         self.log_dict = self.reduce_loss_dict(losses)
@@ -256,28 +271,41 @@ class VDDModel(BaseModel):
     def save_training_state(self, epoch, current_iter):
         """BasicSR's state plus what an exact resume needs: the EMA shadows and every rank's generator,
         which draws every random number of a training step (timesteps, noise, token dropout, dropout);
-        and every rank's parameter fingerprint (equal when the ranks trained the same network)."""
+        every rank's parameter fingerprints per part and residual scale (training stops if the ranks
+        disagree), and fp16's GradScaler."""
         if current_iter == -1:
             return
         generators = rank_states(self.generator.get_state())
-        fingerprints = rank_states(parameter_fingerprint(self.net_g))
+        fingerprints = rank_fingerprints(self.net_g)
+        scales = rank_states(self.diffusion.residual_scale)
+        if len(set(scales)) > 1:
+            raise RuntimeError(f'the ranks train against different residual scales {scales}')
         if get_dist_info()[0] != 0:
             return
         state = {'epoch': epoch, 'iter': current_iter,
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers],
-                 'generator': generators[0], 'generators': generators, 'param_fingerprints': fingerprints}
+                 'generator': generators[0], 'generators': generators, 'param_fingerprints': fingerprints,
+                 'residual_scales': scales}
         if self.ema is not None:
             state['ema'] = self.ema.state_dict()
+        if self.grad_scaler is not None:
+            state['grad_scaler'] = self.grad_scaler.state_dict()
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
         rank, world_size = get_dist_info()
         generators = resume_state.get('generators', [resume_state['generator']] if 'generator' in resume_state else [])
-        if len(generators) == world_size:
+        own = self.generator.get_state()
+        if len(generators) == world_size and generators[rank].shape == own.shape:
             self.generator.set_state(generators[rank].cpu())
-        else:  # saved with another number of ranks: fresh, distinct noise per rank
+        else:  # fresh, distinct noise per rank
+            other = 'number of ranks' if len(generators) != world_size else 'kind of device (CPU / GPU)'
+            get_root_logger().warning(f'The resumed state was saved with another {other}: training goes on with '
+                                      'new noise, not bit for bit as the interrupted run would have.')
             self.generator.manual_seed(self.opt['manual_seed'] * 1000003 + rank + resume_state['iter'])
         if self.ema is not None and 'ema' in resume_state:
             self.ema.load_state_dict(resume_state['ema'])
+        if self.grad_scaler is not None and 'grad_scaler' in resume_state:
+            self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
