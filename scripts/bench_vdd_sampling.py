@@ -7,7 +7,7 @@ restrict the test split (slow settings such as DDIM 50 + guidance on one video).
 
     python scripts/bench_vdd_sampling.py -opt options/demo/test_vdd_synth.yml \
         --setting sampler=dpmpp_2m,steps=10 --setting sampler=ddim,steps=50,guidance_scale=2 \
-        [--videos 001_china --max-frames 8] --out docs/vdd_sampling_synth.md
+        [--videos 001_china --max-frames 8] --out docs/research_log.md
 """
 import argparse
 import os
