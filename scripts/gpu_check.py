@@ -11,6 +11,9 @@ Steps, each timed; a failure or a timeout is recorded and the next step runs:
 * ``paper_scale``: ``scripts/check_paper_scale.py`` on ``options/vdd_stage2.yml``: stages 1 and 2 at
   16 frames x 256² (peak allocated and reserved memory, s/step), then one DDIM-50 + guidance window
   -> ``paper_scale.json`` / ``paper_scale.md`` (the table of ``docs/paper_scale.md``)
+* ``demo_training`` (with ``--data``, a SynthGoPro root): every demo method of ``options/demo/methods.yml``
+  trained from scratch with ``--batch-scale`` times its CPU batch for an equal share of the budget
+  (VDD's stages together, iterations set from a measured s/iteration), then tested -> ``demo_training.md``
 
 ``summary.json`` / ``summary.md`` list every step with its status and seconds; ``log.txt`` holds what the
 steps printed. ``--dry-run`` runs the same steps and writes the same files on the CPU at tiny sizes (the
@@ -24,6 +27,7 @@ import os.path as osp
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from importlib import metadata
 
@@ -32,6 +36,7 @@ PACKAGES = ('torch', 'torchvision', 'basicsr', 'diffusers', 'open_clip_torch', '
             'opencv-python-headless', 'av')
 # each step's share of --minutes (the rest is slack for start-up)
 SHARES = {'gpu_tests': 0.3, 'paper_scale': 0.65}
+SHARES_WITH_DATA = {'gpu_tests': 0.15, 'paper_scale': 0.3, 'demo_training': 0.5}
 
 
 def environment():
@@ -112,16 +117,48 @@ def steps(args, out, log):
         test_log = osp.join(out, 'gpu_tests.log')
         status, detail = run_command([py, '-m', 'pytest', '-q', '-m', 'gpu', '-p', 'no:cacheprovider',
                                       'tests/test_gpu.py'],
-                                     test_log, SHARES['gpu_tests'] * budget)
+                                     test_log, shares['gpu_tests'] * budget)
         return pytest_status(status, detail)
+
+    shares = SHARES_WITH_DATA if args.data else SHARES
 
     def paper_scale():
         prefix = osp.join(out, 'paper_scale')
         status, detail = run_command([py, 'scripts/check_paper_scale.py', *paper, '--stages', '1', '2',
-                                      '--out', prefix], log, SHARES['paper_scale'] * budget)
+                                      '--out', prefix], log, shares['paper_scale'] * budget)
         return status, (paper_scale_detail(prefix) if osp.isfile(prefix + '.json') else detail)
 
-    return [('environment', write_environment), ('gpu_tests', gpu_tests), ('paper_scale', paper_scale)]
+    def demo_training():
+        if not args.data:
+            return 'skipped', 'no --data (a SynthGoPro root: python scripts/make_synthetic_gopro.py --out DIR)'
+        from demo_training import train_and_test_all
+        work = args.work or tempfile.mkdtemp(prefix='gpu_check_')  # experiments/ and results/: not small files
+        seconds = args.train_minutes * 60 if args.train_minutes else shares['demo_training'] * budget
+        rows = train_and_test_all(args.data, work, seconds, log,
+                                  batch_scale=args.batch_scale or (1 if args.dry_run else 8),
+                                  device='cpu' if args.dry_run else 'cuda',
+                                  methods=args.methods, probe_iters=2 if args.dry_run else 20)
+        with open(osp.join(out, 'demo_training.md'), 'w') as f:
+            f.write(demo_training_markdown(rows, args))
+        failed = [r['method'] for r in rows if r.get('error')]
+        return ('failed' if failed else 'passed'), (f'failed: {failed}' if failed else
+                                                    '; '.join(f"{r['method']} {r['psnr']:.2f} dB" for r in rows))
+
+    return [('environment', write_environment), ('gpu_tests', gpu_tests), ('paper_scale', paper_scale),
+            ('demo_training', demo_training)]
+
+
+def demo_training_markdown(rows, args):
+    lines = [f"# Demo methods trained on {'the CPU (dry run)' if args.dry_run else 'the GPU'}, equal budgets", '',
+             '| method | stages: iterations x batch | training s | PSNR | SSIM | ST-LPIPS |', '|---|---|---|---|---|---|']
+    for r in rows:
+        if r.get('error'):
+            lines.append(f"| {r['method']} | failed: {r['error'].replace('|', '/')} | | | | |")
+            continue
+        stages = ', '.join(f"{s['iterations']} x {s['batch']}" for s in r['stages'])
+        stlpips = 'n/a' if r['stlpips'] is None else f"{r['stlpips']:.4f}"
+        lines.append(f"| {r['method']} | {stages} | {r['seconds']:.0f} | {r['psnr']:.2f} | {r['ssim']:.4f} | {stlpips} |")
+    return '\n'.join(lines) + '\n'
 
 
 def summary_markdown(rows, args):
@@ -136,6 +173,12 @@ def main(argv=None):
     parser.add_argument('--out', required=True, help='folder for the result files (made if absent; must be empty)')
     parser.add_argument('--minutes', type=float, default=10, help='time budget of all steps together')
     parser.add_argument('--dry-run', action='store_true', help='the same steps and files on the CPU at tiny sizes')
+    parser.add_argument('--data', help='SynthGoPro root (train/, test/): also train and test the demo methods')
+    parser.add_argument('--batch-scale', type=int, help='batch = this x the demo option file batch (default 8; dry run 1)')
+    parser.add_argument('--methods', nargs='+', help='demo methods to train (default: all of options/demo/methods.yml)')
+    parser.add_argument('--train-minutes', type=float, help='training time of all demo methods together '
+                        '(default: half of --minutes when --data is given)')
+    parser.add_argument('--work', help='keep the demo trainings (experiments/, results/) here (default: a temporary folder)')
     args = parser.parse_args(argv)
     if not args.minutes > 0:
         parser.error(f'--minutes must be > 0, got {args.minutes}')
