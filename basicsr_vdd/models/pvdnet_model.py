@@ -31,6 +31,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_vdd.archs.pvdnet_arch import convert_original_state_dict
 from basicsr_vdd.compat import safe_torch_load
+from .stfan_model import STFANModel
 
 
 def blur_invariant_loss(gt_prev, gt_curr, flows):
@@ -118,9 +119,4 @@ class PVDNetModel(VideoBaseModel):
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
-    def test(self):
-        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
-        net.eval()
-        with torch.no_grad():
-            self.output = self.get_bare_model(net).forward_video(self.lq)
-        self.net_g.train()
+    test = STFANModel.test  # the same: the (EMA) network's forward_video over whole videos
