@@ -12,10 +12,20 @@ inputs r, r + N, ... on cuda:r.
 Streaming: frames are decoded one at a time and each deblurred frame is written as soon as its
 windows are done, so memory holds one temporal window, whatever the video's length. A progress bar
 (frames, s/frame, ETA) on a terminal, a log line every 10% otherwise; a summary line per video.
-Outputs keep the input's frame rate, frame count and (for folders) frame names; ``--crf N`` encodes
-with libx264 (0: lossless RGB), default mpeg4 at 20 Mb/s.
+Outputs keep the input's frame rate, frame count, size (odd ones too) and (for folders) frame names;
+``--crf N`` encodes with libx264 (0: lossless RGB), default mpeg4 at 20 Mb/s. An image file in or out
+is a one-frame video.
+
+Never loses data: an output that is, contains or lies inside an input, two equal or nested outputs,
+and an existing output (a non-empty folder or a file) are refused before the network loads. With
+``--overwrite`` only an earlier output of this tool is replaced: a folder it wrote holds
+``.deblur_video.json`` (each frame's SHA-256), a file it wrote has ``<file>.deblur_video.json`` next
+to it; a folder or file with anything else, or changed since, is never replaced. Results are written
+under ``<output>.partial`` (``<output>.partial.<ext>`` for files) and renamed when complete; Ctrl-C
+and SIGTERM remove it (exit 130 / 143); one left by kill -9 is named and refused.
 """
 import argparse
+import math
 import os
 import os.path as osp
 import sys
@@ -28,22 +38,23 @@ import yaml
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
+from basicsr_vdd import interrupts  # noqa: E402
 from basicsr_vdd.archs.checkpoint_io import CheckpointMismatchError  # noqa: E402
 from basicsr_vdd.data.video_io import VideoDataError  # noqa: E402
 from basicsr_vdd.diffusion.samplers import SAMPLERS, SPACINGS  # noqa: E402
-from basicsr_vdd.inference import VIDEO_EXTENSIONS, VideoSink, VideoSource  # noqa: E402
+from basicsr_vdd.inference import (WRITABLE_VIDEO, OutputRefused, VideoSink, VideoSource, check_output,  # noqa: E402
+                                   output_kind, partial_path)
 from basicsr_vdd.streaming import build_deblurrer  # noqa: E402
 from basicsr_vdd.vdd_diffusion import STARTS, check_sampling  # noqa: E402
+
+MODEL_TYPES = ('VDDModel', 'EDVRModel', 'STFANModel', 'SRNModel')
+USER_ERRORS = (VideoDataError, CheckpointMismatchError, ValueError, OSError)  # OutputRefused is an OSError
 
 
 def writable_target(path):
     """Raise OSError unless ``path`` (a file or folder to be written) can be created: its nearest existing
-    ancestor must be a writable folder, and an existing ``path`` must be of the kind that will be written."""
-    is_file = path.lower().endswith(VIDEO_EXTENSIONS)
-    if osp.exists(path) and osp.isdir(path) == is_file:
-        raise OSError(f'{path}: exists and is {"a folder" if is_file else "a file"}; the output is '
-                      f'{"a video file" if is_file else "a frame folder"}')
-    ancestor = osp.dirname(osp.abspath(path)) if is_file else osp.abspath(path)
+    ancestor must be a writable folder."""
+    ancestor = osp.abspath(path) if output_kind(path) == 'folder' else osp.dirname(osp.abspath(path))
     while not osp.exists(ancestor):
         ancestor = osp.dirname(ancestor)
     if not osp.isdir(ancestor) or not os.access(ancestor, os.W_OK | os.X_OK):
@@ -54,15 +65,101 @@ def writable_target(path):
         raise OSError(f'{path}: cannot be created (no file can be made in {ancestor}: {err.strerror})') from err
 
 
+def _inside(path, folder):
+    """``path`` is ``folder`` or lies under it (both real paths)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_paths(inputs, outputs, overwrite=False):
+    """Refuse (OutputRefused, one line naming the paths) any output that is, contains or lies inside an
+    input, equals or nests with another output, or cannot replace what is there (:func:`check_output`)."""
+    real_in = [osp.realpath(p) for p in inputs]
+    for i, out in enumerate(outputs):
+        if output_kind(out) == 'video' and not out.lower().endswith(WRITABLE_VIDEO):
+            raise OutputRefused(f'--output {out}: cannot encode {osp.splitext(out)[1]} (use {", ".join(WRITABLE_VIDEO)})')
+        written = [osp.realpath(p) for p in (out, partial_path(osp.normpath(out)))]
+        for src, real in zip(inputs, real_in):
+            for path in written:
+                if path == real:
+                    raise OutputRefused(f'--output {out}: is the input {src}')
+                if _inside(real, path):
+                    raise OutputRefused(f'--output {out}: contains the input {src}')
+                if osp.isdir(real) and _inside(path, real):
+                    raise OutputRefused(f'--output {out}: lies inside the input folder {src}')
+        for other in outputs[:i]:
+            a, b = osp.realpath(out), osp.realpath(other)
+            if _inside(a, b) or _inside(b, a):
+                raise OutputRefused(f'--output {out}: the same as or nested with --output {other}')
+        check_output(osp.normpath(out), overwrite)
+        writable_target(out)
+
+
+def read_options(path):
+    """The test option file as a dict; ValueError naming -opt when it is missing, not YAML or not one."""
+    if not osp.isfile(path):
+        raise ValueError(f'-opt {path}: no such option file')
+    try:
+        with open(path) as f:
+            opt = yaml.safe_load(f)
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f'-opt {path}: not a YAML file ({str(err).splitlines()[0]})') from None
+    if not isinstance(opt, dict):
+        raise ValueError(f'-opt {path}: not an option file (a YAML mapping), it holds {type(opt).__name__}')
+    if opt.get('model_type') not in MODEL_TYPES or not isinstance(opt.get('network_g'), dict):
+        raise ValueError(f'-opt {path}: needs model_type: (one of {", ".join(MODEL_TYPES)}) and network_g:')
+    return opt
+
+
+def parse_device(name):
+    """``torch.device`` for --device; torchrun's processes take cuda:LOCAL_RANK. ValueError naming --device."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f'--device {name}: not a device (cpu, cuda, cuda:N, mps)') from None
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ValueError(f'--device {name}: no CUDA GPU is available here; use --device cpu')
+        if device.index is None and int(os.environ.get('WORLD_SIZE', 1)) > 1:
+            device = torch.device(f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}')
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f'--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)')
+    elif device.type == 'mps' and not torch.backends.mps.is_available():
+        raise ValueError(f'--device {name}: MPS is not available here; use --device cpu')
+    elif device.type not in ('cpu', 'cuda', 'mps'):
+        raise ValueError(f'--device {name}: not supported (cpu, cuda, cuda:N, mps)')
+    return device
+
+
+def finite_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not a number: {text!r}') from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f'must be a finite number, got {text}')
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """One line, exit 2 (argparse's default prints the usage too)."""
+        print(f'deblur_video: error: {message}', file=sys.stderr)
+        sys.exit(2)
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument('-opt', required=True, help='a test option file of this project (VDD, EDVR, STFAN or SRN)')
-    parser.add_argument('--input', action='append', required=True, help='video file or frame folder (repeatable)')
-    parser.add_argument('--output', action='append', required=True, help='video file (.mp4, ...) or folder')
+    parser.add_argument('--input', action='append', required=True,
+                        help='video file, frame folder or image file (repeatable)')
+    parser.add_argument('--output', action='append', required=True,
+                        help='video file (.mp4, ...), frame folder or (one-frame input) image file')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an earlier output of deblur_video (never anything else)')
     parser.add_argument('--checkpoint', help='stage checkpoint (default: path: pretrain_network_g of the option file)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    for name, kind in (('window', int), ('overlap', int), ('steps', int), ('guidance', float), ('seed', int),
-                       ('strength', float), ('tile', int), ('tile_overlap', int)):
+    for name, kind in (('window', int), ('overlap', int), ('steps', int), ('guidance', finite_float), ('seed', int),
+                       ('strength', finite_float), ('tile', int), ('tile_overlap', int)):
         parser.add_argument(f'--{name}', type=kind)
     parser.add_argument('--sampler', choices=SAMPLERS)
     parser.add_argument('--spacing', choices=SPACINGS)
@@ -80,27 +177,27 @@ def run(args):
     for src in args.input:
         if not osp.exists(src):
             raise VideoDataError(f'{src}: no such video file or frame folder')
-    for dst in args.output:
-        writable_target(dst)
     if args.crf is not None and not 0 <= args.crf <= 51:
         raise ValueError(f'--crf must be in [0, 51], got {args.crf}')
-    with open(args.opt) as f:
-        opt = yaml.safe_load(f)
+    check_paths(args.input, args.output, args.overwrite)
+    opt = read_options(args.opt)
     overrides = {'window': args.window, 'overlap': args.overlap, 'steps': args.steps, 'seed': args.seed,
                  'guidance_scale': args.guidance, 'sampler': args.sampler, 'strength': args.strength,
                  'spacing': args.spacing, 'start_from': args.start_from, 'tile': args.tile,
                  'tile_overlap': args.tile_overlap}
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    if opt.get('model_type') == 'VDDModel':
+    if opt['model_type'] == 'VDDModel':
         check_sampling(dict(opt.get('sampling') or {}, **overrides))
-
+    device = parse_device(args.device)
     rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
-    device = torch.device(f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}' if args.device == 'cuda' and world > 1
-                          else args.device)
     sources = [VideoSource(src) for src in args.input]  # headers only: every input checked before the network
+    for source, dst in zip(sources, args.output):
+        if output_kind(dst) == 'image' and len(source) != 1:
+            raise ValueError(f'--output {dst}: an image file holds one frame, {source.path} has {len(source)}; '
+                             'give a folder or a video file')
     deblurrer = build_deblurrer(args.opt, args.checkpoint, device, overrides)
     for source, dst in list(zip(sources, args.output))[rank::world]:
-        deblur_one(deblurrer, source, dst, args.crf)
+        deblur_one(deblurrer, source, dst, args.crf, args.overwrite)
 
 
 def progress(total, label):
@@ -125,11 +222,11 @@ def progress(total, label):
     return Lines()
 
 
-def deblur_one(deblurrer, source, dst, crf=None):
+def deblur_one(deblurrer, source, dst, crf=None, overwrite=False):
     """Stream ``source`` through the method into ``dst``; prints a summary line."""
     start, (w, h), name = time.time(), source.size, osp.basename(source.path.rstrip('/'))
     bar = progress(len(source), name)
-    with torch.no_grad(), VideoSink(dst, source.fps, source.names, crf) as sink:
+    with torch.no_grad(), VideoSink(dst, source.fps, source.names, crf, overwrite) as sink:
         for out in deblurrer.run((f.unsqueeze(0) for f in source), len(source), name):
             sink.write(out[0])
             bar.update(1)
@@ -144,15 +241,21 @@ def peak_rss_gib():
 
 
 def main(argv=None):
-    """Exit codes: 0 done, 2 a bad option, path, file or checkpoint (one line on stderr; --debug: traceback)."""
-    args = parse_args(argv)
+    """Exit codes: 0 done, 2 a bad option, path, file or checkpoint, 130 Ctrl-C, 143 SIGTERM (one line on
+    stderr; --debug: the traceback). Nothing is left under an output's name or its .partial name."""
+    interrupts.install()
+    try:
+        args = parse_args(argv)
+    except SystemExit as exit_:  # --help, or a one-line argument error
+        return exit_.code
     try:
         run(args)
-    except (VideoDataError, CheckpointMismatchError, ValueError, OSError) as err:
+    except USER_ERRORS + interrupts.INTERRUPTS as err:
         if args.debug:
             raise
-        print(f'deblur_video: error: {err}', file=sys.stderr)
-        return 2
+        code, message = interrupts.exit_code_and_message(err) if isinstance(err, interrupts.INTERRUPTS) else (2, err)
+        print(f'deblur_video: error: {message}', file=sys.stderr)
+        return code
     return 0
 
 

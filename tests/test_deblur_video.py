@@ -137,7 +137,7 @@ def test_outputs_keep_fps_frame_count_size_and_names(tiny_setup, tmp_path):
         cv2.imwrite(str(folder / f'{name}.png'), (rng.random((18, 30, 3)) * 255).astype(np.uint8))
     out = tmp_path / 'deblurred'
     assert deblur_video.main(['-opt', tiny_setup, '--input', str(folder), '--output', str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(f'{n}.png' for n in names)
+    assert sorted(p.name for p in out.iterdir()) == sorted([f'{n}.png' for n in names] + ['.deblur_video.json'])
 
     src = str(tmp_path / 'in.mp4')
     write_video(torch.rand(7, 3, 18, 30, generator=torch.Generator().manual_seed(0)), src, fps=25)
@@ -174,7 +174,7 @@ def test_every_baseline_streams_through_the_cli(method, tmp_path):
     write_video(frames[:4], str(folder))
     out_folder = tmp_path / 'out_frames'
     assert deblur_video.main(['-opt', opt, '--input', str(folder), '--output', str(out_folder)]) == 0
-    assert sorted(p.name for p in out_folder.iterdir()) == [f'{i:06d}.png' for i in range(4)]
+    assert sorted(p.name for p in out_folder.iterdir()) == ['.deblur_video.json'] + [f'{i:06d}.png' for i in range(4)]
     with pytest.raises(ValueError, match='apply to VDD only'):
         deblur_video.run(deblur_video.parse_args(['-opt', opt, '--input', str(folder), '--output',
                                                   str(tmp_path / 'x'), '--steps', '4']))

@@ -24,13 +24,18 @@ def natural_key(name):
 
 
 def list_frames(folder):
-    """Image files of ``folder`` in natural order (``9.png`` before ``10.png``)."""
+    """Image files of ``folder`` in natural order (``9.png`` before ``10.png``); two files of one stem are refused."""
     if not osp.isdir(folder):
         raise VideoDataError(f'{folder}: folder not found')
-    names = [n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)]
+    names = sorted((n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)), key=natural_key)
     if not names:
         raise VideoDataError(f'{folder}: no frames ({"/".join(IMAGE_EXTENSIONS)})')
-    return [osp.join(folder, n) for n in sorted(names, key=natural_key)]
+    stems = {}
+    for name in names:  # frames are paired and written back by stem: one file per stem
+        other = stems.setdefault(osp.splitext(name)[0], name)
+        if other != name:
+            raise VideoDataError(f'{folder}: frames {other} and {name} have the same name; keep one of them')
+    return [osp.join(folder, n) for n in names]
 
 
 def image_size(path):
