@@ -1,0 +1,76 @@
+"""scripts/deblur_video.py interrupted: Ctrl-C and SIGTERM exit 130 / 143 with one line and leave nothing under
+the output's name or its .partial name; what kill -9 leaves is named by the next run, not a bare [Errno 17]."""
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, load_options, write_options
+from test_deblur_video import tiny_vdd_test_options
+from test_deblur_video_safety import user_frames
+
+sys.path.insert(0, osp.join(REPO, 'scripts'))
+import deblur_video  # noqa: E402
+
+
+def slow_options(tmp_path):
+    """The tiny VDD with 100 sampling steps: seconds per window, so a signal lands with most work left."""
+    opt = load_options(tiny_vdd_test_options(tmp_path))
+    opt['sampling'].update(steps=100, window=4, overlap=1)
+    return write_options(opt, tmp_path / 'slow.yml')
+
+
+def start(opt, src, out):
+    argv = [sys.executable, osp.join(REPO, 'scripts', 'deblur_video.py'), '-opt', opt, '--input', str(src),
+            '--output', str(out), '--device', 'cpu']
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1'),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # not ignored
+
+
+def signal_once_writing(proc, partial, sig, timeout=300):
+    """Wait until ``partial`` (the temporary output) exists, then send ``sig``; returns (code, stderr)."""
+    deadline = time.time() + timeout
+    while not osp.exists(partial):
+        assert proc.poll() is None, f'ended before writing: {proc.stderr.read()[-3000:]}'
+        assert time.time() < deadline, 'no temporary output appeared'
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize('sig, code, message, name', [
+    (signal.SIGTERM, 143, 'deblur_video: error: terminated by signal 15', 'out'),
+    (signal.SIGINT, 130, 'deblur_video: error: interrupted', 'out.mp4')])
+def test_signal_exits_with_one_line_and_nothing_partial(tmp_path, capsys, sig, code, message, name):
+    opt = slow_options(tmp_path)
+    clip = user_frames(tmp_path / 'clip', n=12)
+    out = tmp_path / name
+    partial = str(out) + ('.partial' if name == 'out' else '.partial.mp4')
+    rc, err = signal_once_writing(start(opt, clip, out), partial, sig)
+    assert rc == code, err[-3000:]
+    assert err.strip().splitlines()[-1] == message and 'Traceback' not in err
+    assert not out.exists() and not osp.exists(partial)
+    assert sorted(os.listdir(tmp_path)) == ['clip', 'slow.yml', 'test.yml', 'vdd.pth']
+    # the next run just works
+    assert deblur_video.main(['-opt', opt, '--input', str(clip), '--output', str(out), '--steps', '2']) == 0
+    assert out.exists() and not osp.exists(partial)
+
+
+def test_leftover_of_kill9_is_named_by_the_next_run(tmp_path, capsys):
+    opt = slow_options(tmp_path)
+    clip = user_frames(tmp_path / 'clip', n=12)
+    out = tmp_path / 'out'
+    rc, _ = signal_once_writing(start(opt, clip, out), str(out) + '.partial', signal.SIGKILL)
+    assert rc == -signal.SIGKILL and not out.exists()
+    capsys.readouterr()
+    assert deblur_video.main(['-opt', opt, '--input', str(clip), '--output', str(out), '--steps', '2']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f'deblur_video: error: {out}.partial: exists: left by an interrupted run, or another '
+                   f'deblur_video is writing {out} now; delete it if none is')
+    assert not out.exists()
