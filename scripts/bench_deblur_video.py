@@ -18,10 +18,9 @@ import time
 import cv2
 import numpy as np
 
-ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
-sys.path.insert(0, ROOT)
+from basicsr_vdd.inference import VideoSink
 
-from basicsr_vdd.inference import VideoSink  # noqa: E402
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
 
 def make_input(path, frames, size, source):

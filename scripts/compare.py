@@ -15,14 +15,14 @@ import os.path as osp
 import sys
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
-sys.path.insert(0, ROOT)
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from basicsr_vdd import runner  # noqa: E402
 from basicsr_vdd.compat import atomic_write_text  # noqa: E402
 from basicsr_vdd.data.video_io import list_frames, read_frame  # noqa: E402
-from basicsr_vdd.figures import error_maps, find_output, side_by_side, write_png  # noqa: E402
-from basicsr_vdd.report import latest_summary, markdown_table, method_rows, published_table  # noqa: E402
+from vdd_demo import runner  # noqa: E402
+from vdd_demo.figures import error_maps, find_output, side_by_side  # noqa: E402
+from vdd_demo.images import write_png  # noqa: E402
+from vdd_demo.report import latest_summary, markdown_table, method_rows, published_table  # noqa: E402
 
 
 def parse_args(argv):

@@ -14,15 +14,12 @@
         --null-text pretrained/null_text_vit_h14.safetensors
 """
 import argparse
-import os.path as osp
 import sys
 
 import torch
 import yaml
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
-
-from basicsr_vdd.weights import check_files, null_text_embedding  # noqa: E402
+from basicsr_vdd.weights import check_files, null_text_embedding
 
 
 def network_options(path):

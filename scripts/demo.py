@@ -11,17 +11,15 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 import time
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
-sys.path.insert(0, ROOT)
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from basicsr_vdd import runner  # noqa: E402
 from basicsr_vdd.compat import atomic_write_text  # noqa: E402
-from basicsr_vdd.data.synthetic_gopro import GENERATOR_VERSION  # noqa: E402
-from basicsr_vdd.report import latest_summary, markdown_table, method_rows  # noqa: E402
+from vdd_demo import runner  # noqa: E402
+from vdd_demo.report import latest_summary, markdown_table, method_rows  # noqa: E402
+from vdd_demo.synthetic import GENERATOR_VERSION  # noqa: E402
 
 DATA = osp.join(ROOT, 'datasets', 'SynthGoPro')
 

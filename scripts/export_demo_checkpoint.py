@@ -6,12 +6,8 @@
         demo_checkpoints/vdd_synth.pth   # keep params_ema (what the test loads), drop the raw params
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
-
-from basicsr_vdd.runner import export_half  # noqa: E402
+from vdd_demo.checkpoint_export import export_half
 
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -4,25 +4,13 @@
         --train-frames 40 --test-frames 16 --size 256] [--splits train test] [--force]
 
 Writes ``<out>/{train,test}/<video>/{blur,sharp}/%06d.png`` and ``<out>/meta.json`` (the full recipe) and
-prints the input PSNR/SSIM (blur vs sharp) per video and per split. All logic lives in
-``basicsr_vdd/data/synthetic_gopro.py``; see its docstring for the physics. The module is loaded from its
-file so that generating data imports neither torch nor BasicSR.
+prints the input PSNR/SSIM (blur vs sharp) per video and per split. All logic lives in the package
+``vdd_demo.synthetic``; see its docstring for the physics. It needs neither torch nor BasicSR.
 """
 import argparse
-import importlib.util
-import os.path as osp
 import sys
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def load_generator():
-    """The ``synthetic_gopro`` module, loaded from its file (no ``basicsr_vdd`` package import)."""
-    path = osp.join(REPO, 'basicsr_vdd', 'data', 'synthetic_gopro.py')
-    spec = importlib.util.spec_from_file_location('basicsr_vdd_synthetic_gopro', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from vdd_demo import synthetic
 
 
 def parse_args(argv=None):
@@ -46,13 +34,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    gen = load_generator()
-    options = gen.Options(subframes=tuple(args.subframes), max_step=args.max_step)
+    options = synthetic.Options(subframes=tuple(args.subframes), max_step=args.max_step)
     try:
-        gen.generate_dataset(args.out, seed=args.seed, num_train=args.num_train, num_test=args.num_test,
-                             train_frames=args.train_frames, test_frames=args.test_frames, size=args.size,
-                             force=args.force, options=options, splits=args.splits)
-    except (FileExistsError, gen.SourceMissingError) as e:
+        synthetic.generate_dataset(args.out, seed=args.seed, num_train=args.num_train, num_test=args.num_test,
+                                   train_frames=args.train_frames, test_frames=args.test_frames, size=args.size,
+                                   force=args.force, options=options, splits=args.splits)
+    except (FileExistsError, synthetic.SourceMissingError) as e:
         sys.exit(f'error: {e}')
 
 

@@ -68,7 +68,7 @@ def test_unknown_demo_method_is_refused():
 def test_a_method_tested_on_the_first_frames_gets_its_own_input_row(tmp_path):
     """make demo / compare.py: a slow sampler tested with max_frames sits next to the blurry input scored
     on exactly those frames, and its label says so; figures default to a frame every method has."""
-    from basicsr_vdd.report import method_rows
+    from vdd_demo.report import method_rows
     data = write_paired_videos(str(tmp_path / 'test'), ['v1', 'v2'], 6, size=(32, 32))
     full, part = {'metrics': {}, 'frames': 12}, {'metrics': {}, 'frames': 4}
     rows = method_rows(data, [('A', full, None), ('B', part, 2), ('C', part, 2)])

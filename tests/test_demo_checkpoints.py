@@ -6,7 +6,7 @@ import torch
 
 import basicsr_vdd  # noqa: F401
 from basicsr.archs import build_network
-from basicsr_vdd import runner
+from vdd_demo import runner
 from basicsr_vdd.inference import load_vdd
 
 METHODS = runner.methods()

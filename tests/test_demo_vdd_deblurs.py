@@ -11,9 +11,9 @@ import torch
 
 import basicsr_vdd  # noqa: F401
 from basicsr.metrics import calculate_psnr
-from basicsr_vdd import runner
-from basicsr_vdd.data import synthetic_gopro as sg
 from basicsr_vdd.inference import load_vdd
+from vdd_demo import runner
+from vdd_demo import synthetic as sg
 
 METHODS = runner.methods()
 # PSNR gain over the blurry input on the clip below, measured with the committed checkpoint:

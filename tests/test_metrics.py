@@ -8,7 +8,7 @@ import basicsr_vdd  # noqa: F401
 from basicsr.metrics import calculate_metric
 from basicsr_vdd.metrics import lpips_metric
 from basicsr_vdd.metrics.lpips_metric import ALEXNET_FILE, MetricUnavailableError, build_lpips
-from basicsr_vdd.report import input_summary
+from vdd_demo.report import input_summary
 from conftest import write_paired_videos
 
 

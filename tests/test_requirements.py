@@ -1,4 +1,4 @@
-"""Every requirement earns its place: something in basicsr_vdd/, scripts/ or tests/ imports it."""
+"""Every requirement earns its place: something in basicsr_vdd/, vdd_demo/, scripts/, research/ or tests/ imports it."""
 import re
 from pathlib import Path
 
@@ -29,7 +29,7 @@ def test_every_requirement_is_used(name):
     module = MODULE_OF.get(name, name.replace('-', '_'))
     # a plain import, or the module named as a string (importlib.import_module / find_spec)
     pattern = re.compile(rf"^\s*(import|from) {module}\b|['\"]{module}['\"]", re.M)
-    sources = [p for d in ('basicsr_vdd', 'scripts', 'tests') for p in (ROOT / d).rglob('*.py')
+    sources = [p for d in ('basicsr_vdd', 'vdd_demo', 'scripts', 'research', 'tests') for p in (ROOT / d).rglob('*.py')
                if p.name != 'test_requirements.py']
     users = [p.relative_to(ROOT) for p in sources if pattern.search(p.read_text())]
     assert users, f'{name} (module {module}) is in requirements.txt but nothing imports it'

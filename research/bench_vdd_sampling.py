@@ -5,23 +5,21 @@ through ``basicsr_vdd/test.py``; the table (PSNR/SSIM/ST-LPIPS mean over videos 
 seconds per frame) goes to stdout and to ``--out`` (markdown). ``--videos`` / ``--max-frames``
 restrict the test split (slow settings such as DDIM 50 + guidance on one video).
 
-    python scripts/bench_vdd_sampling.py -opt options/demo/test_vdd_synth.yml \
+    python research/bench_vdd_sampling.py -opt options/demo/test_vdd_synth.yml \
         --setting sampler=dpmpp_2m,steps=10 --setting sampler=ddim,steps=50,guidance_scale=2 \
         [--videos 001_china --max-frames 8] --out docs/research_log.md
 """
 import argparse
 import os
 import os.path as osp
-import sys
 import time
 import zlib
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
-sys.path.insert(0, ROOT)
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from basicsr_vdd import runner  # noqa: E402
-from basicsr_vdd.report import DEFAULT_METRICS, input_summary, latest_summary  # noqa: E402
+from vdd_demo import runner  # noqa: E402
+from vdd_demo.report import DEFAULT_METRICS, input_summary, latest_summary  # noqa: E402
 from basicsr_vdd.vdd_diffusion import SAMPLER_OPTIONS  # noqa: E402
 
 KEYS = SAMPLER_OPTIONS + ('window', 'overlap', 'tile', 'tile_overlap', 'seed')

@@ -1,7 +1,8 @@
 """Comparison figures: side-by-side crops (paper Fig. 3) and error heat maps with a shared scale (Fig. 4).
 
 Images are read from the folders BasicSR's test writes (``visualization/<dataset>/<video>/<frame>_<suffix>.png``)
-and from the dataset (input and ground truth). Plain numpy/OpenCV/matplotlib.
+and from the dataset (input and ground truth). Plain numpy/OpenCV/matplotlib; images are read and
+written with :mod:`vdd_demo.images`.
 """
 import glob
 import os.path as osp
@@ -14,13 +15,6 @@ def find_output(result_dir, video, frame_stem):
     """The saved output PNG of ``video``/``frame_stem`` under a BasicSR result folder, or None."""
     hits = glob.glob(osp.join(result_dir, 'visualization', '*', video, f'{frame_stem}_*.png'))
     return sorted(hits)[0] if hits else None
-
-
-def read_rgb(path):
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f'{path}: cannot read image')
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def crop_box(shape, size):
@@ -67,8 +61,3 @@ def error_maps(panels, gt, vmax=None, crop=160):
     colormap = matplotlib.colormaps['inferno']
     return _row([_label((colormap(np.clip(e / vmax, 0, 1))[:, :, :3] * 255).astype(np.uint8), f'{name} (0-{vmax:.0f})')
                  for name, e in errors]), vmax
-
-
-def write_png(path, rgb):
-    if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f'{path}: cannot write image')

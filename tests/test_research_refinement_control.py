@@ -1,4 +1,4 @@
-"""scripts/refinement_control.py on hand-made frames: a refinement that restores the truth points at
+"""research/refinement_control.py on hand-made frames: a refinement that restores the truth points at
 it and beats both controls; a missing saved frame is an error naming the folder."""
 import os
 import os.path as osp
@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO
 
-sys.path.insert(0, osp.join(REPO, 'scripts'))
+sys.path.insert(0, osp.join(REPO, 'research'))  # research/ is not a package
 import refinement_control  # noqa: E402
 
 

@@ -10,6 +10,7 @@ import os.path as osp
 
 import torch
 
+import basicsr_vdd  # noqa: F401  (BasicSR's compatibility shim and registries before the first basicsr import)
 from basicsr.metrics import calculate_metric
 from basicsr.utils import tensor2img
 
@@ -45,7 +46,7 @@ def input_summary(dataroot, lq_folder='blur', gt_folder='sharp', metrics=None, v
     Frames go through the same tensor -> uint8 conversion (``tensor2img``) and BasicSR metric
     functions as in validation; returns a summary dict (see module docstring). ``transform``
     (optional) maps each blurry frame, uint8 BGR ``[H, W, 3]``, to the uint8 BGR frame scored
-    instead: a classical reference such as ``scripts/unsharp_reference.py``'s sharpening.
+    instead: a classical reference such as ``research/unsharp_reference.py``'s sharpening.
     """
     from basicsr_vdd.data.paired_video_dataset import PairedVideoTestDataset
 
@@ -108,7 +109,7 @@ def _cell(summary, name, key, fmt):
         return '—'
     if 'unavailable' in values:
         return 'n/a'
-    return fmt.format(values[key])
+    return 'nan' if values[key] is None else fmt.format(values[key])  # null in the JSON: not a finite number
 
 
 def markdown_table(rows):

@@ -11,25 +11,23 @@ estimate ``m`` and a sampler's output ``r`` — and the ground truth ``g``, per 
 If ``r`` beats both controls in ST-LPIPS, the metric rewards where the sampler put its change, not
 the change itself.
 
-    python scripts/refinement_control.py --mean results/ctl_mean --refined results/ctl_ref03 \
+    python research/refinement_control.py --mean results/ctl_mean --refined results/ctl_ref03 \
         --gt datasets/SynthGoPro/test --videos 001_china 003_coffee --frames 8
 """
 import argparse
 import glob
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
-sys.path.insert(0, ROOT)
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 import basicsr_vdd  # noqa: E402,F401  (compat shim before the first basicsr import)
 from basicsr.metrics import calculate_psnr, calculate_ssim  # noqa: E402
 
-from basicsr_vdd.figures import read_rgb  # noqa: E402
+from vdd_demo.images import read_rgb  # noqa: E402
 from basicsr_vdd.metrics.stlpips_metric import calculate_stlpips  # noqa: E402
 
 SHIFT = (37, 53)

@@ -1,4 +1,4 @@
-"""scripts/unsharp_reference.py: the classical reference row is scored by the demo's own scorer,
+"""research/unsharp_reference.py: the classical reference row is scored by the demo's own scorer,
 amount 0 is the blurry input itself, and tuning on box-blurred frames finds a sharpening that helps."""
 import os.path as osp
 import sys
@@ -9,9 +9,9 @@ import pytest
 
 from conftest import REPO, write_paired_videos
 
-sys.path.insert(0, osp.join(REPO, 'scripts'))
+sys.path.insert(0, osp.join(REPO, 'research'))  # research/ is not a package
 import unsharp_reference  # noqa: E402
-from basicsr_vdd.report import input_summary  # noqa: E402
+from vdd_demo.report import input_summary  # noqa: E402
 
 
 def test_the_filter_by_hand():

@@ -3,24 +3,22 @@
 ``out = blur + amount * (blur - GaussianBlur(blur, sigma))`` on uint8 BGR frames (rounded and
 clipped). ``sigma`` and ``amount`` are chosen on the first ``--tune-frames`` frames of every
 training video by PSNR (mean over videos), then the test split is scored with the project's own
-scorer (:func:`basicsr_vdd.report.input_summary`: ``tensor2img`` and BasicSR's metrics, as in
+scorer (:func:`vdd_demo.report.input_summary`: ``tensor2img`` and BasicSR's metrics, as in
 validation). It tells how much of a learned method's gain plain sharpening already gives.
 
-    python scripts/unsharp_reference.py [--train datasets/SynthGoPro/train] [--test datasets/SynthGoPro/test]
+    python research/unsharp_reference.py [--train datasets/SynthGoPro/train] [--test datasets/SynthGoPro/test]
 """
 import argparse
 import os
 import os.path as osp
-import sys
 
 import cv2
 import numpy as np
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
-sys.path.insert(0, ROOT)
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from basicsr_vdd.report import DEFAULT_METRICS, input_summary, markdown_table  # noqa: E402
+from vdd_demo.report import DEFAULT_METRICS, input_summary, markdown_table  # noqa: E402
 
 SIGMAS = (0.8, 1.2, 1.6, 2.4, 3.2, 4.8)
 AMOUNTS = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0)  # amount 0 (the input itself) is scored once, as the baseline

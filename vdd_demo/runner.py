@@ -15,8 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import yaml
 
-from basicsr_vdd.compat import atomic_torch_save
-
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 METHODS_FILE = osp.join(ROOT, 'options', 'demo', 'methods.yml')
 
@@ -149,24 +147,3 @@ def describe_budget(stages):
         parts.append(f'{osp.basename(s["option"])}: {s["iterations"]} it x {s["batch"]} clips of '
                      f'{s["frames"]} x {s["crop"]}²{wall}')
     return '; '.join(parts)
-
-
-def export_half(src, dst, drop=()):
-    """Copy a checkpoint with its float32 tensors stored as float16 (demo checkpoints are committed),
-    without the top-level entries ``drop`` (e.g. ``params`` when the test loads ``params_ema``)."""
-    import torch
-
-    from basicsr_vdd.compat import safe_torch_load
-
-    def half(value):
-        if isinstance(value, dict):
-            return {k: half(v) for k, v in value.items()}
-        if torch.is_tensor(value) and value.dtype == torch.float32:
-            return value.half()
-        return value
-
-    state = safe_torch_load(src)
-    missing = [k for k in drop if k not in state]
-    if missing:
-        raise KeyError(f'{src}: no {missing} to drop; it has {sorted(state)}')
-    atomic_torch_save(half({k: v for k, v in state.items() if k not in drop}), dst)

@@ -10,20 +10,18 @@ zero-mean residual; 0 = the blurry input at t = 999). A trained denoiser's x̂0 
 and beats the reference at every t; where it does not, the low-noise steps a multi-step sampler
 ends on are untrained.
 
-    python scripts/bench_vdd_timesteps.py -opt options/demo/test_vdd_synth.yml \
+    python research/bench_vdd_timesteps.py -opt options/demo/test_vdd_synth.yml \
         --timesteps 999,900,700,500,300,100,20 --out docs/vdd_timesteps_synth.md
 """
 import argparse
 import os
 import os.path as osp
-import sys
 import time
 
 import numpy as np
 import torch
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
-sys.path.insert(0, ROOT)
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 import basicsr_vdd  # noqa: E402,F401  (compat shim before the first basicsr import)
