@@ -9,7 +9,8 @@ Replaces ``VideoBaseModel.dist_validation`` (see ``compat.py``). Works with two 
 
 A metric that raises :class:`basicsr_vdd.metrics.MetricUnavailableError` (LPIPS without its
 weights) is reported as unavailable with the reason, never as a number. The summary is logged
-and written to ``<log dir>/metrics_<dataset>_<iter>.json`` for ``scripts/compare.py``.
+and written to ``<log dir>/metrics_<dataset>_<iter>.json`` for ``scripts/compare.py``: strict JSON, a
+value that is not a finite number (NaN, inf) is ``null``.
 """
 import json
 import math
@@ -194,5 +195,16 @@ def _log_summary(model, summary, tb_logger, current_iter):
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
         path = osp.join(out_dir, f'metrics_{dataset_name}_{current_iter}.json')
-        atomic_write_text(json.dumps(summary, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v)
-                                     else v), path)
+        atomic_write_text(json.dumps(finite_or_none(summary), indent=2, allow_nan=False), path)
+
+
+def finite_or_none(value):
+    """``value`` (dicts and lists of numbers, at any depth) with every NaN or infinite float replaced by
+    None: strict JSON has neither, so they are written as ``null`` (a metric that was not a number)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(item) for item in value]
+    return value
