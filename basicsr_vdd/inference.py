@@ -1,9 +1,10 @@
 """Deblur your own videos with a trained VDD: load from a test option file, read/write frames or video files.
 
 Used by ``scripts/deblur_video.py``. A video is a folder of frames (png/jpg, natural order), one
-image file (a one-frame video) or a file PyAV can decode (mp4, mkv, avi, mpg, ...). Any length (temporal windows with blended
-overlaps) and any size (padded to the network's multiple; ``vae: tiling: true`` bounds the VAE's
-memory on large frames).
+image file (a one-frame video) or a file PyAV can decode (mp4, mkv, avi, mpg, ...). Any length
+(temporal windows with blended overlaps) and any size (padded to the network's multiple; ``vae:
+tiling: true`` bounds the VAE's memory on large frames). Outputs are written by :class:`VideoSink`,
+which never replaces what this tool did not write (:func:`check_output`).
 """
 import hashlib
 import json

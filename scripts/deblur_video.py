@@ -70,13 +70,15 @@ def _inside(path, folder):
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def check_paths(inputs, outputs, overwrite=False):
+def check_paths(inputs, outputs, overwrite=False, rank=0, world=1):
     """Refuse (OutputRefused, one line naming the paths) any output that is, contains or lies inside an
-    input, equals or nests with another output, or cannot replace what is there (:func:`check_output`)."""
+    input, equals or nests with another output, or (outputs ``rank::world``, the ones this process writes:
+    another may have started its own) cannot replace what is there (:func:`check_output`)."""
     real_in = [osp.realpath(p) for p in inputs]
     for i, out in enumerate(outputs):
         if output_kind(out) == 'video' and not out.lower().endswith(WRITABLE_VIDEO):
-            raise OutputRefused(f'--output {out}: cannot encode {osp.splitext(out)[1]} (use {", ".join(WRITABLE_VIDEO)})')
+            raise OutputRefused(f'--output {out}: cannot encode {osp.splitext(out)[1]} '
+                                f'(use {", ".join(WRITABLE_VIDEO)})')
         written = [osp.realpath(p) for p in (out, partial_path(osp.normpath(out)))]
         for src, real in zip(inputs, real_in):
             for path in written:
@@ -90,8 +92,9 @@ def check_paths(inputs, outputs, overwrite=False):
             a, b = osp.realpath(out), osp.realpath(other)
             if _inside(a, b) or _inside(b, a):
                 raise OutputRefused(f'--output {out}: the same as or nested with --output {other}')
-        check_output(osp.normpath(out), overwrite)
-        writable_target(out)
+        if i % world == rank:
+            check_output(osp.normpath(out), overwrite)
+            writable_target(out)
 
 
 def read_options(path):
@@ -179,7 +182,8 @@ def run(args):
             raise VideoDataError(f'{src}: no such video file or frame folder')
     if args.crf is not None and not 0 <= args.crf <= 51:
         raise ValueError(f'--crf must be in [0, 51], got {args.crf}')
-    check_paths(args.input, args.output, args.overwrite)
+    rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
+    check_paths(args.input, args.output, args.overwrite, rank, world)
     opt = read_options(args.opt)
     overrides = {'window': args.window, 'overlap': args.overlap, 'steps': args.steps, 'seed': args.seed,
                  'guidance_scale': args.guidance, 'sampler': args.sampler, 'strength': args.strength,
@@ -189,7 +193,6 @@ def run(args):
     if opt['model_type'] == 'VDDModel':
         check_sampling(dict(opt.get('sampling') or {}, **overrides))
     device = parse_device(args.device)
-    rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
     sources = [VideoSource(src) for src in args.input]  # headers only: every input checked before the network
     for source, dst in zip(sources, args.output):
         if output_kind(dst) == 'image' and len(source) != 1:

@@ -233,3 +233,21 @@ def test_video_and_image_outputs_carry_a_manifest_and_keep_odd_sizes(tmp_path, o
     assert _deblur(opt, photo, tmp_path / 'as_folder') == 0
     assert sorted(os.listdir(tmp_path / 'as_folder')) == ['.deblur_video.json', 'photo.png']
     assert not list(tmp_path.glob('*.partial*'))
+
+
+def test_files_that_appear_during_the_run_are_never_replaced(tmp_path):
+    """The output is checked again when the finished result is moved in: the run may have taken hours."""
+    import torch
+    from basicsr_vdd.inference import OutputRefused, VideoSink
+    out = tmp_path / 'out'
+    out.mkdir()  # an empty folder is replaced
+    with VideoSink(str(out)) as sink:
+        sink.write(torch.rand(3, 8, 8))
+    assert sorted(os.listdir(out)) == ['.deblur_video.json', '000000.png']
+    late = tmp_path / 'late'
+    with pytest.raises(OutputRefused, match='late: exists and is not empty'):
+        with VideoSink(str(late)) as sink:
+            sink.write(torch.rand(3, 8, 8))
+            late.mkdir()
+            (late / 'made_meanwhile.txt').write_text('mine')
+    assert os.listdir(late) == ['made_meanwhile.txt'] and not (tmp_path / 'late.partial').exists()
