@@ -10,6 +10,7 @@ from vdd_demo.synthetic.planning import SPLIT_CODES, video_rng
 from vdd_demo.synthetic.scene import (Layer, Scene, SmoothPath, Trajectory, apply_affine, corner_points,
                                       exposure_times, grid_points, layer_extent, layer_matrix, subframe_times)
 
+
 def max_path_length(scene: Scene, num_frames: int, exposure: float) -> float:
     """Longest path (output pixels) any probe point travels during one exposure, over all frames and layers.
 

@@ -10,6 +10,7 @@ from vdd_demo.synthetic.colour import srgb_to_linear
 from vdd_demo.synthetic.scene import Layer, Lissajous, Trajectory, layer_extent
 from vdd_demo.synthetic.sources import load_photo, load_video_frames
 
+
 def _resize(img: np.ndarray, scale: float) -> np.ndarray:
     """Resize an image [H, W, C] by ``scale`` (area when shrinking, bicubic when enlarging; float may overshoot)."""
     h, w = img.shape[:2]

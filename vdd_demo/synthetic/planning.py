@@ -10,6 +10,7 @@ from vdd_demo.synthetic.scene import SmoothPath
 from vdd_demo.synthetic.sources import SPLIT_SOURCES, video_shots
 
 REF_SIZE = 256  # motion amplitudes below are in pixels at this output size; they scale with the output
+# Scene kinds, cycled over the videos of a split: which blur sources a video has besides camera shake.
 KINDS = ('shake', 'object', 'parallax', 'object+parallax')
 
 
@@ -43,6 +44,7 @@ class Options:
 
 
 def video_rng(seed: int, *key: int) -> np.random.Generator:
+    """The random stream of ``(seed, *key)``, e.g. ``(seed, SPLIT_CODES[split], video index, purpose)``."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=tuple(key)))
 
 

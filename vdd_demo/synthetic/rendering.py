@@ -7,6 +7,7 @@ import numpy as np
 
 from vdd_demo.synthetic.scene import Scene, layer_matrix
 
+
 def _warp(img: np.ndarray, matrix: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     """Warp a float32 [H', W', 4] layer to [H, W, 4] with the output->layer ``matrix`` (bicubic, zero outside)."""
     h, w = size

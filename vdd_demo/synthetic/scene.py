@@ -9,6 +9,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+
 @dataclass
 class SmoothPath:
     """A smooth 1-D path ``p(t) = sum_i amp_i * sin(2 pi freq_i t + phase_i)``, t in frames.
