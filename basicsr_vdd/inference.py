@@ -34,11 +34,11 @@ def load_vdd(option_file, checkpoint=None, device='cpu', param_key=None):
     with open(option_file) as f:
         opt = yaml.safe_load(f)
     net = build_network(opt['network_g'])
-    path = checkpoint or opt['path'].get('pretrain_network_g')
+    path = checkpoint or (opt.get('path') or {}).get('pretrain_network_g')
     diffusion = VDDDiffusion(**opt.get('diffusion', {}))
     if path:
         ckpt = read_checkpoint(path)
-        state, _ = checkpoint_state(ckpt, param_key or opt['path'].get('param_key_g', 'params'))
+        state, _ = checkpoint_state(ckpt, param_key or (opt.get('path') or {}).get('param_key_g', 'params'))
         load_part_state_dict(net, state, ckpt['parts'], path)
         diffusion.load_meta(ckpt.get('meta', {}), source=path)
     return net.to(device).eval(), diffusion, dict(opt.get('sampling', {}))

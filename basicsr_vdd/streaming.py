@@ -29,10 +29,10 @@ def _load_network(opt, checkpoint, device):
     from basicsr.archs import build_network
 
     net = build_network(dict(opt['network_g']))
-    path = checkpoint or opt['path'].get('pretrain_network_g')
+    path = checkpoint or (opt.get('path') or {}).get('pretrain_network_g')
     if not path:
         raise ValueError('no checkpoint: give --checkpoint or path: pretrain_network_g in the option file')
-    key = opt['path'].get('param_key_g', 'params')
+    key = (opt.get('path') or {}).get('param_key_g', 'params')
     load_strict(net, read_state_dict(path, unwrap=(key, 'params', 'state_dict')), path)
     return net.to(device).eval()
 
@@ -83,6 +83,8 @@ def build_deblurrer(option_file, checkpoint=None, device='cpu', sampling_overrid
     device = torch.device(device)
     if kind == 'VDDModel':
         from basicsr_vdd.inference import load_vdd
+        if not (checkpoint or (opt.get('path') or {}).get('pretrain_network_g')):  # a random network: noise
+            raise ValueError('no checkpoint: give --checkpoint or path: pretrain_network_g in the option file')
         from basicsr_vdd.vdd_diffusion import check_sampling
         net, diffusion, sampling = load_vdd(option_file, checkpoint, device)
         sampling.update(sampling_overrides or {})
@@ -94,7 +96,8 @@ def build_deblurrer(option_file, checkpoint=None, device='cpu', sampling_overrid
                          f'{kind})')
     net = _load_network(opt, checkpoint, device)
     if kind == 'EDVRModel':
-        test = opt['datasets'].get('test') or next(iter(opt['datasets'].values()))
+        datasets = opt.get('datasets') or {}
+        test = datasets.get('test') or next(iter(datasets.values()), {})
         num_frame = int(opt['network_g'].get('num_frame', test.get('num_frame', 5)))
         padding = test.get('padding', 'reflection_circle')
         return Deblurrer('EDVR', lambda frames, n, name: edvr_frames(net, frames, n, num_frame, padding, device))

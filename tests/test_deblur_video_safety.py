@@ -251,3 +251,14 @@ def test_files_that_appear_during_the_run_are_never_replaced(tmp_path):
             late.mkdir()
             (late / 'made_meanwhile.txt').write_text('mine')
     assert os.listdir(late) == ['made_meanwhile.txt'] and not (tmp_path / 'late.partial').exists()
+
+
+def test_option_file_without_checkpoint_or_path_section(tmp_path, capsys):
+    from conftest import load_options, write_options
+    clip = user_frames(tmp_path / 'clip')
+    opt = load_options(tiny_vdd_test_options(tmp_path))
+    del opt['path']
+    refused(capsys, ['-opt', write_options(opt, tmp_path / 'no_path.yml'), '--input', clip, '--output',
+                     str(tmp_path / 'out')], 'no checkpoint: give --checkpoint or path: pretrain_network_g')
+    assert deblur_video.main(['-opt', str(tmp_path / 'no_path.yml'), '--input', clip, '--output', str(tmp_path / 'out'),
+                              '--checkpoint', str(tmp_path / 'vdd.pth')]) == 0
