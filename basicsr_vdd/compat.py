@@ -66,29 +66,63 @@ def safe_torch_load(path, map_location='cpu'):
         return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def latest_training_state(state_dir):
-    """Path of the ``<iter>.state`` file with the largest iteration in ``state_dir``, or None."""
-    states = glob.glob(osp.join(state_dir, '*.state'))
-    if not states:
-        return None
-    return max(states, key=lambda p: float(osp.basename(p)[:-len('.state')]))
+def latest_training_state(state_dir, before=None):
+    """Path of the ``<iter>.state`` file with the largest iteration in ``state_dir`` (below ``before``
+    when given), or None. Files whose name is not a number are ignored."""
+    def iteration(path):
+        try:
+            return float(osp.basename(path)[:-len('.state')])
+        except ValueError:
+            return None
+    states = [(iteration(p), p) for p in glob.glob(osp.join(glob.escape(state_dir), '*.state'))]
+    states = [(i, p) for i, p in states if i is not None and (before is None or i < before)]
+    return max(states)[1] if states else None
 
 
 def load_resume_state(opt):
-    """CPU-safe, root-relative replacement for ``basicsr.train.load_resume_state``."""
-    from basicsr.utils import check_resume
+    """CPU-safe, root-relative replacement for ``basicsr.train.load_resume_state``. ``--auto_resume`` takes
+    the newest state that loads; each newer one that does not (truncated) is named in a warning of the
+    training log. An unreadable ``path: resume_state``, or states of which none loads, is a ValueError
+    naming the file(s)."""
+    from basicsr.utils import check_resume, get_root_logger, get_time_str
 
+    def load(path):
+        try:
+            state = safe_torch_load(path, map_location=resume_map_location(opt))
+        except Exception as err:
+            return None, f'{path}: not a readable training state ({type(err).__name__}: {err})'
+        if not (isinstance(state, dict) and {'epoch', 'iter'} <= set(state)):
+            return None, f'{path}: not a training state (no epoch and iter in it)'
+        return state, None
+
+    skipped, state = [], None
     if opt['auto_resume']:
         path = latest_training_state(opt['path']['training_states'])
+        while path is not None:
+            state, problem = load(path)
+            if state is not None:
+                break
+            skipped.append(problem)
+            path = latest_training_state(opt['path']['training_states'], before=float(osp.basename(path)[:-len('.state')]))
+        if state is None and skipped:
+            raise ValueError(f'--auto_resume: no training state loads ({"; ".join(skipped)})')
         if path is not None:
             opt['path']['resume_state'] = path
     else:
         path = opt['path'].get('resume_state')
-    if path is None:
+        if path is not None and not osp.isfile(path):
+            raise FileNotFoundError(f'resume_state {path}: no such file')
+        if path is not None:
+            state, problem = load(path)
+            if state is None:
+                raise ValueError(f'path: resume_state {problem}')
+    if state is None:
         return None
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'resume_state {path}: no such file')
-    state = safe_torch_load(path, map_location=resume_map_location(opt))
+    if skipped:  # the log BasicSR is about to open (the experiment folder exists: it holds the states)
+        log_file = osp.join(opt['path']['log'], f"train_{opt['name']}_{get_time_str()}.log")
+        logger = get_root_logger(logger_name='basicsr', log_file=log_file)
+        for problem in skipped:
+            logger.warning(f'--auto_resume: skipped {problem}; resuming from {path}')
     check_resume(opt, state['iter'])
     _RESUMED[id(opt)] = (state['epoch'], state['iter'])
     return state
