@@ -146,8 +146,9 @@ def read_manifest(path):
             manifest = json.load(f)
     except (OSError, ValueError):
         return None
-    files = manifest.get('files') if isinstance(manifest, dict) else None
-    return files if manifest.get('written_by') == 'deblur_video' and isinstance(files, dict) else None
+    if not isinstance(manifest, dict) or manifest.get('written_by') != 'deblur_video':
+        return None
+    return manifest['files'] if isinstance(manifest.get('files'), dict) else None
 
 
 def sha256(path):

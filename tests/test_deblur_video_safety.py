@@ -196,6 +196,11 @@ def test_overwrite_replaces_only_an_unchanged_earlier_output(tmp_path, opt, caps
             'holds notes.txt, which deblur_video did not write', 'never replaced')
     assert snapshot(out) == before
     os.remove(out / 'notes.txt')
+    manifest_text = (out / '.deblur_video.json').read_text()
+    for fake in ('[1, 2]', '{"files": {}}', 'not json'):  # a manifest this tool did not write
+        (out / '.deblur_video.json').write_text(fake)
+        refused(capsys, ['-opt', opt, '--input', clip, '--output', str(out), '--overwrite'], 'has no manifest')
+    (out / '.deblur_video.json').write_text(manifest_text)
     cv2.imwrite(str(out / '000001.png'), np.zeros((16, 20, 3), np.uint8))  # retouched by hand
     before = snapshot(out)
     refused(capsys, ['-opt', opt, '--input', clip, '--output', str(out), '--overwrite'],
