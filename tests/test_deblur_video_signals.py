@@ -25,11 +25,13 @@ def slow_options(tmp_path):
 
 
 def start(opt, src, out):
-    argv = [sys.executable, osp.join(REPO, 'scripts', 'deblur_video.py'), '-opt', opt, '--input', str(src),
-            '--output', str(out), '--device', 'cpu']
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1'),
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # not ignored
+    """The script in a fresh process; Ctrl-C raises KeyboardInterrupt there even if this shell ignores SIGINT."""
+    script = osp.join(REPO, 'scripts', 'deblur_video.py')
+    argv = [script, '-opt', opt, '--input', str(src), '--output', str(out), '--device', 'cpu']
+    code = ('import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); '
+            f'sys.argv = {argv!r}; runpy.run_path({script!r}, run_name="__main__")')
+    return subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1'))
 
 
 def signal_once_writing(proc, partial, sig, timeout=300):
