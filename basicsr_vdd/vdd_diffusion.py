@@ -7,6 +7,7 @@ probability ``p_uncond``. Sampling: DDIM / DPM-Solver++ / UniPC with classifier-
 (uncond = image tokens zeroed, blur latents kept), optionally starting from the noised blur.
 Videos are ``[B, C, F, H, W]`` in [-1, 1].
 """
+import math
 import zlib
 from contextlib import nullcontext
 
@@ -44,6 +45,9 @@ def check_sampling(sampling):
     if unknown:
         raise ValueError(f'sampling: unknown options {unknown}; known: {list(SAMPLING_KEYS)}')
     get = sampling.get
+    for key, value in sampling.items():  # inf passes every '>=' below: a guidance of inf samples noise
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f'sampling: {key} must be a finite number, got {value!r}')
     choices = {'sampler': SAMPLERS, 'spacing': SPACINGS, 'start_from': STARTS}
     for key, allowed in choices.items():
         if key in sampling and sampling[key] not in allowed:

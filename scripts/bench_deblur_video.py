@@ -68,7 +68,7 @@ def main(argv=None):
                 tiles = [None, args.tile] if size[0] > 256 and vdd else [None]
                 for tile in tiles:
                     extra = (['--tile', str(tile), '--tile_overlap', '32'] if tile else ['--tile', '0']) if vdd else []
-                    r = measure(opt, src, osp.join(work, 'out.mkv'), extra + ['--crf', '0'])
+                    r = measure(opt, src, osp.join(work, 'out.mkv'), extra + ['--crf', '0', '--overwrite'])  # replaces its own previous output
                     rows.append((osp.basename(opt), n, f'{size[0]}x{size[1]}', tile or '-', r['s_frame'], r['peak_gib']))
                     print(rows[-1], flush=True)
     lines = ['| option file | frames | size | tile | s/frame | peak RSS (GiB) |', '|---|---|---|---|---|---|']

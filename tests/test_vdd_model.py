@@ -250,3 +250,12 @@ def test_a_state_saved_on_another_kind_of_device_resumes_with_new_noise(tmp_path
     assert 'another kind of device' in caplog.text
     assert not torch.equal(model.generator.get_state(), before)
     train_steps(model, 1, seed=5)  # and trains on
+
+
+@pytest.mark.parametrize('key', ['guidance_scale', 'strength', 'eta'])
+@pytest.mark.parametrize('value', [float('inf'), float('-inf'), float('nan')])
+def test_non_finite_sampling_values_are_refused_by_name(key, value):
+    """A guidance of inf passed every range check and sampled saturated noise."""
+    from basicsr_vdd.vdd_diffusion import check_sampling
+    with pytest.raises(ValueError, match=f'sampling: {key} must be a finite number, got {value!r}'):
+        check_sampling({key: value})
