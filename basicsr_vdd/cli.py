@@ -75,6 +75,13 @@ def _clean_up(folder, siblings_before):
     return note
 
 
+def _close_progress_bars():
+    """End open tqdm bars (their line) so that the error is a line of its own, the last one."""
+    tqdm = getattr(sys.modules.get('tqdm'), 'tqdm', None)
+    for bar in list(getattr(tqdm, '_instances', ())):
+        bar.close()
+
+
 def _exit_code(err):
     if isinstance(err, interrupts.INTERRUPTS):
         return interrupts.exit_code_and_message(err)
@@ -120,6 +127,7 @@ def _main(kind, root):
         if debug:
             raise
         code, message = _exit_code(err)
+        _close_progress_bars()
         print(f'{prog}: error: {message}' + (f' ({note})' if note else ''), file=sys.stderr)
         return code
     return 0

@@ -112,33 +112,81 @@ def tiny_vdd_test_options(tiny_gopro, tmp_path, steps):
     return write_options(opt, tmp_path / 'vdd_test.yml')
 
 
-def _signal_when(argv, cwd, ready, sig, timeout=120):
+def cli_argv(kind, opt_path, root, *extra):
+    code = ('import sys; sys.path.insert(0, {repo!r}); from basicsr_vdd.cli import main; '
+            'sys.argv = ["{kind}.py", "-opt", {opt!r}] + {extra!r}; sys.exit(main("{kind}", {root!r}))'
+            ).format(repo=REPO, kind=kind, opt=str(opt_path), extra=list(extra), root=str(root))
+    return [sys.executable, '-c', code]
+
+
+def _signal_when(argv, cwd, ready, sig, timeout=600):
+    """Start ``argv``, wait until ``ready()`` (an observable marker; the run has far more work left than
+    the test waits), then send ``sig``. No sleep decides the outcome: only the marker does."""
     import time
     proc = subprocess.Popen(argv, cwd=str(cwd), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, HF_HUB_OFFLINE='1'))
     start = time.time()
-    while not ready() and proc.poll() is None and time.time() - start < timeout:
-        time.sleep(0.02)
-    assert proc.poll() is None, 'finished before the signal: make the run longer'
+    while not ready():
+        if proc.poll() is not None or time.time() - start > timeout:
+            proc.kill()
+            raise AssertionError(f'no marker before the run ended: {proc.communicate()[1][-3000:]}')
+        time.sleep(0.05)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=300)
     return proc.returncode, err
 
 
 def test_sigterm_during_test_leaves_no_result_folder(tiny_gopro, tmp_path):
     import signal
-    opt_path = tiny_vdd_test_options(tiny_gopro, tmp_path, steps=200)
+    opt_path = tiny_vdd_test_options(tiny_gopro, tmp_path, steps=1000)  # minutes of sampling: never done first
     root = tmp_path / 'root'
     root.mkdir()
-    code = ('import sys; sys.path.insert(0, {repo!r}); from basicsr_vdd.cli import main; '
-            'sys.argv = ["test.py", "-opt", {opt!r}]; sys.exit(main("test", {root!r}))'
-            ).format(repo=REPO, opt=opt_path, root=str(root))
     folder = root / 'results' / 'vdd_signal'
-    rc, err = _signal_when([sys.executable, '-c', code], root,
-                           lambda: folder.is_dir() and any(p.suffix == '.log' for p in folder.iterdir()),
-                           signal.SIGTERM)
-    assert rc == 143 and 'test.py: error: terminated by signal 15' in err
-    assert not folder.exists()
+
+    def sampling():  # the log line BasicSR writes when inference starts
+        return any('Testing ' in p.read_text() for p in folder.glob('*.log')) if folder.is_dir() else False
+
+    rc, err = _signal_when(cli_argv('test', opt_path, root), root, sampling, signal.SIGTERM)
+    assert rc == 143 and err.strip().splitlines()[-1].startswith('test.py: error: terminated by signal 15'), err
+    assert 'Traceback' not in err
+    assert os.listdir(root / 'results') == []
+
+
+def test_sigterm_during_training_keeps_its_states_and_auto_resume_skips_a_truncated_one(tiny_gopro, tmp_path):
+    import signal
+    from basicsr_vdd.compat import latest_training_state, safe_torch_load
+    opt = load_options('options/demo/train_srn_synth.yml')
+    opt['name'] = 'srn_signal'
+    opt['network_g'].update(channels=[8, 8, 16])
+    opt['datasets']['train'].update(dataroot=str(tiny_gopro / 'train'), num_frame=3, gt_size=16,
+                                    batch_size_per_gpu=2, num_worker_per_gpu=0)
+    opt['datasets'].pop('val')
+    opt.pop('val')
+    opt['train']['total_iter'] = 10 ** 6  # never done before the signal
+    opt['train']['scheduler'].update(periods=[10 ** 6], restart_weights=[1])
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=2)
+    root = tmp_path / 'root'
+    root.mkdir()
+    opt_path = write_options(opt, tmp_path / 'train.yml')
+    states = root / 'experiments' / 'srn_signal' / 'training_states'
+    rc, err = _signal_when(cli_argv('train', opt_path, root), root, (states / '4.state').exists, signal.SIGTERM)
+    assert rc == 143 and err.strip().splitlines()[-1] == 'train.py: error: terminated by signal 15', err[-3000:]
+    assert 'Traceback' not in err
+    assert os.listdir(root / 'experiments') == ['srn_signal']
+    saved = sorted(os.listdir(states), key=lambda f: int(f.split('.')[0]))
+    assert saved[:2] == ['2.state', '4.state'] and all(f.endswith('.state') for f in saved)  # no partial file
+    assert safe_torch_load(os.path.join(states, saved[-1]))['iter'] == int(saved[-1].split('.')[0])
+
+    newest = latest_training_state(str(states))
+    with open(newest, 'r+b') as f:
+        f.truncate(os.path.getsize(newest) // 2)
+    last = int(os.path.basename(newest).split('.')[0])
+    proc = run_cli('train', opt_path, root, '--auto_resume', '--force_yml', f'train:total_iter={last + 1}')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = sorted((root / 'experiments' / 'srn_signal').glob('train_*.log'))[-1].read_text()
+    assert f'WARNING: --auto_resume: skipped {newest}: not a readable training state' in log
+    assert f'Resuming training from epoch: ' in log and f'iter: {last - 2}.' in log
+    assert safe_torch_load(newest)['iter'] == last  # written again, whole
 
 
 def test_kill9_of_deblur_video_leaves_nothing_under_the_output_name(tiny_gopro, tmp_path):
