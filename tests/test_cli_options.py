@@ -198,3 +198,41 @@ def test_auto_resume_skips_truncated_states_naming_them_in_the_log(tmp_path, fre
     (states / '4.state').write_bytes(b'')
     with pytest.raises(ValueError, match='no training state loads .*12.state.*8.state.*4.state'):
         load_resume_state(options(True))
+
+
+def test_interrupts_exit_130_or_143_with_one_line_and_no_folder(tiny_gopro, tmp_path, root, monkeypatch, capsys):
+    import signal
+    from basicsr_vdd import cli
+    opt = load_options('options/demo/test_edvr_synth.yml')
+    opt.update(name='interrupted', allow_random_init=True)
+    opt['datasets']['test']['dataroot'] = str(tiny_gopro / 'test')
+    opt['path']['pretrain_network_g'] = None
+    path = write_options(opt, tmp_path / 'test.yml')
+    folder = root / 'results' / 'interrupted'
+
+    def pipeline(interrupt):
+        def run(_root):
+            folder.mkdir(parents=True)
+            (folder / 'test.log').write_text('started')
+            interrupt()
+        return lambda kind: run
+
+    def ctrl_c():
+        raise KeyboardInterrupt
+
+    def swallowed_sigterm():  # a broad handler on the way (e.g. in a __del__) eats the exception
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                pass
+        except BaseException:
+            pass
+
+    for interrupt, code, message in [(ctrl_c, 130, 'test.py: error: interrupted'),
+                                     (swallowed_sigterm, 143, 'test.py: error: terminated by signal 15')]:
+        monkeypatch.setattr(cli, '_pipeline', pipeline(interrupt))
+        proc = run_main(monkeypatch, capsys, 'test', root, '-opt', path)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == code and len(lines) == 1 and lines[0].startswith(message), proc.stderr
+        assert os.listdir(root / 'results') == []
+    assert signal.getsignal(signal.SIGTERM) is not None  # the caller's handler is back
