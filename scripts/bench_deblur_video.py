@@ -44,7 +44,7 @@ def measure(opt, src, dst, extra):
     summary = proc.stdout.strip().splitlines()[-1]
     s_frame = float(summary.split(' s/frame')[0].split(', ')[-1])
     # the child's own peak from its summary line (getrusage of children would be the max over all of them)
-    own = float(summary.split('peak memory ')[1].split(' GiB')[0])
+    own = float(summary.split('memory ')[-1].split(' GiB')[0])  # peak memory / peak GPU memory
     return {'s_frame': s_frame, 'peak_gib': own, 'wall_s': round(time.time() - start, 1)}
 
 

@@ -200,7 +200,7 @@ def run(args):
                              'give a folder or a video file')
     deblurrer = build_deblurrer(args.opt, args.checkpoint, device, overrides)
     for source, dst in list(zip(sources, args.output))[rank::world]:
-        deblur_one(deblurrer, source, dst, args.crf, args.overwrite)
+        deblur_one(deblurrer, source, dst, args.crf, args.overwrite, device)
 
 
 def progress(total, label):
@@ -225,9 +225,11 @@ def progress(total, label):
     return Lines()
 
 
-def deblur_one(deblurrer, source, dst, crf=None, overwrite=False):
+def deblur_one(deblurrer, source, dst, crf=None, overwrite=False, device=torch.device('cpu')):
     """Stream ``source`` through the method into ``dst``; prints a summary line."""
     start, (w, h), name = time.time(), source.size, osp.basename(source.path.rstrip('/'))
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
     bar = progress(len(source), name)
     with torch.no_grad(), VideoSink(dst, source.fps, source.names, crf, overwrite) as sink:
         for out in deblurrer.run((f.unsqueeze(0) for f in source), len(source), name):
@@ -235,12 +237,15 @@ def deblur_one(deblurrer, source, dst, crf=None, overwrite=False):
             bar.update(1)
     bar.close()
     print(f'{source.path} -> {dst} ({deblurrer.name}): {len(source)} frames of {w}x{h}, '
-          f'{(time.time() - start) / len(source):.2f} s/frame, peak memory {peak_rss_gib():.2f} GiB')
+          f'{(time.time() - start) / len(source):.2f} s/frame, {peak_memory(device)}')
 
 
-def peak_rss_gib():
+def peak_memory(device):
+    """The memory that bounds the run: the GPU's peak allocation on CUDA, else the process's peak RSS."""
+    if device.type == 'cuda':
+        return f'peak GPU memory {torch.cuda.max_memory_allocated(device) / 2 ** 30:.2f} GiB'
     import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    return f'peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.2f} GiB'
 
 
 def main(argv=None):
