@@ -39,7 +39,19 @@ def test_option_file_names_registered_components(path):
 def test_demo_methods_name_existing_train_and_test_files():
     with open(METHODS_FILE) as f:
         methods = yaml.safe_load(f)
-    assert set(methods) == {'EDVR', 'STFAN', 'SRN', 'VDD', 'VDD-sampled'}
+    assert set(methods) == {'EDVR', 'STFAN', 'SRN', 'VDD', 'VDD-sampled', 'NAFNet'}
     for spec in methods.values():
         for path in spec['train'] + [spec['test']]:
             assert osp.join(REPO, path) in OPTION_FILES, path
+
+
+@pytest.mark.parametrize('path', OPTION_FILES, ids=lambda p: osp.relpath(p, REPO))
+def test_option_file_passes_the_name_and_number_checks_of_train_and_test(path):
+    from basicsr_vdd import option_checks
+    option_checks.use_yaml_floats()
+    opt = option_checks.read_options(path)  # as BasicSR reads it
+    option_checks.check_name(opt['name'])
+    option_checks.check_numbers(opt)
+    option_checks.check_metrics(opt)
+    if osp.basename(path).startswith('test'):
+        assert (opt['path'].get('pretrain_network_g') or opt.get('allow_random_init')), 'a test needs a checkpoint'
