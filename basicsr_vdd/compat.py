@@ -103,7 +103,8 @@ def load_resume_state(opt):
             if state is not None:
                 break
             skipped.append(problem)
-            path = latest_training_state(opt['path']['training_states'], before=float(osp.basename(path)[:-len('.state')]))
+            below = float(osp.basename(path)[:-len('.state')])
+            path = latest_training_state(opt['path']['training_states'], before=below)
         if state is None and skipped:
             raise ValueError(f'--auto_resume: no training state loads ({"; ".join(skipped)})')
         if path is not None:

@@ -74,7 +74,8 @@ def read_options(path):
     except (UnicodeDecodeError, yaml.YAMLError) as err:
         mark = getattr(err, 'problem_mark', None)
         where = f' at line {mark.line + 1}' if mark is not None else ''
-        raise ValueError(f'{path}: not a valid YAML option file{where} ({getattr(err, "problem", None) or err})') from None
+        problem = getattr(err, 'problem', None) or err
+        raise ValueError(f'{path}: not a valid YAML option file{where} ({problem})') from None
     if not isinstance(opt, dict):
         raise ValueError(f'{path}: not a BasicSR option file (a mapping of options: name, model_type, ...)')
     return opt
@@ -161,6 +162,8 @@ def check_train_batch(opt, launcher):
     if not isinstance(dataset_opt, dict):
         raise ValueError('datasets: train: missing (training needs a train dataset)')
     dataset_opt = dict(copy.deepcopy(dataset_opt), phase='train', **({'scale': opt['scale']} if 'scale' in opt else {}))
+    if dataset_opt.get('type') not in DATASET_REGISTRY:
+        raise ValueError(f'datasets: train: type {dataset_opt.get("type")!r} is not a registered dataset')
     clips = len(DATASET_REGISTRY.get(dataset_opt['type'])(dataset_opt))  # not build_dataset: it starts the logger
     ratio, world = dataset_opt.get('dataset_enlarge_ratio', 1), world_size(launcher)
     num_gpu = opt.get('num_gpu', 1)
@@ -191,7 +194,8 @@ def check_paths(opt, kind, root, auto_resume):
             continue
         if key.startswith(('pretrain_network', 'resume_state')) and value and not osp.isfile(value):
             raise FileNotFoundError(f'path: {key}: {value}: no such file')
-    if kind == 'test' and not (opt.get('path') or {}).get('pretrain_network_g') and opt.get('allow_random_init') is not True:
+    checkpoint = (opt.get('path') or {}).get('pretrain_network_g')
+    if kind == 'test' and not checkpoint and opt.get('allow_random_init') is not True:
         raise ValueError('path: pretrain_network_g: no checkpoint to test (the metrics would be those of random '
                          'weights; set allow_random_init: true to test them anyway)')
 

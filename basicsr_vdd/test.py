@@ -1,4 +1,7 @@
-"""Test with BasicSR's own pipeline: ``python basicsr_vdd/test.py -opt X.yml``."""
+"""Test with BasicSR's own pipeline: ``python basicsr_vdd/test.py -opt X.yml [--force_yml ...]``.
+
+Option checks, one-line errors and clean-up of failed runs: :mod:`basicsr_vdd.cli`.
+"""
 import os.path as osp
 import sys
 

@@ -1,4 +1,5 @@
-"""Train with BasicSR's own pipeline: ``python basicsr_vdd/train.py -opt X.yml [--auto_resume] [--debug]``.
+"""Train with BasicSR's own pipeline: ``python basicsr_vdd/train.py -opt X.yml [--auto_resume]
+[--debug] [--launcher pytorch] [--force_yml key:sub=value ...]``.
 
 Option checks, one-line errors and clean-up of failed runs: :mod:`basicsr_vdd.cli`.
 """

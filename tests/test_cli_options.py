@@ -151,7 +151,8 @@ def test_the_readme_command_continuing_vdd_from_the_demo_checkpoint_passes_the_c
               'diffusion:timestep_sampling:uniform_fraction=0', 'train:optim_g:lr=1e-4',
               'train:scheduler:periods=[920]', 'train:scheduler:restart_weights=[1]', 'train:total_iter=920']
     opt = checked('train', root, '-opt', option_file, '--force_yml', *readme, *data)
-    assert opt['path']['pretrain_network_g'] == 'demo_checkpoints/vdd_synth.pth' and opt['train']['optim_g']['lr'] == 1e-4
+    assert opt['path']['pretrain_network_g'] == 'demo_checkpoints/vdd_synth.pth'
+    assert opt['train']['optim_g']['lr'] == 1e-4
     one_error_line(run_main(monkeypatch, capsys, 'train', root, '-opt', option_file, '--force_yml', *data),
                    'path: pretrain_network_g: experiments/')  # without the README's path: the stage before is missing
     assert not os.listdir(root)
