@@ -64,8 +64,9 @@ def _clean_up(folder, siblings_before):
     if base in siblings_before and not archived:
         return None  # not made by this run (e.g. --auto_resume)
     if _has_results(folder):
-        note = f'partial results moved to {folder}_failed_{time.strftime("%Y%m%d_%H%M%S")}'
-        os.rename(folder, note.split(' moved to ')[1])
+        failed = f'{folder}_failed_{time.strftime("%Y%m%d_%H%M%S")}'
+        os.rename(folder, failed)
+        note = f'partial results moved to {failed}'
     else:
         shutil.rmtree(folder)
         note = f'{folder} removed: nothing had been written'
