@@ -1,4 +1,7 @@
 """Shared test helpers: tiny paired video folders, option files and BasicSR pipeline runs."""
+import glob
+import json
+import math
 import os
 import os.path as osp
 import subprocess
@@ -76,3 +79,41 @@ def tiny_gopro(tmp_path):
     write_paired_videos(str(root / 'train'), ['vid_a', 'vid_b'], [7, 9], size=(32, 32), seed=1)
     write_paired_videos(str(root / 'test'), ['vid_c', 'vid_d'], [5, 6], size=(32, 48), seed=2)
     return root
+
+
+def train_then_test(method, width, tiny_gopro, tmp_path, name, extra=None, iters=2, test=True, train_data=None):
+    """Train ``options/demo/train_<method>_synth.yml`` at the widths ``width`` on :func:`tiny_gopro` through
+    BasicSR's pipeline, check its checkpoint and validation, then (``test``) test it with
+    ``test_<method>_synth.yml``: 11 frames scored and saved. Returns ``(experiment dir, training log)``."""
+    root = tmp_path / 'root'
+    root.mkdir(exist_ok=True)
+    opt = load_options(f'options/demo/train_{method}_synth.yml')
+    opt['name'] = name
+    opt['network_g'].update(width)
+    opt['datasets']['train'].update(dataroot=str(tiny_gopro / 'train'), gt_size=32, batch_size_per_gpu=2,
+                                    num_worker_per_gpu=0, **(train_data or {}))
+    opt['datasets']['val'].update(dataroot=str(tiny_gopro / 'test'))
+    opt['train']['total_iter'] = iters
+    opt['val']['val_freq'] = iters
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=iters)
+    for key, value in (extra or {}).items():
+        opt[key].update(value)
+    run_pipeline('train', write_options(opt, tmp_path / f'{name}.yml'), root)
+    exp = root / 'experiments' / name
+    assert (exp / 'models' / f'net_g_{iters}.pth').is_file()
+    logs = open(glob.glob(str(exp / f'train_{name}_*.log'))[0]).read()
+    assert 'l_pix' in logs and 'Validation SynthGoPro_test (2 videos, 11 frames' in logs
+    if not test:
+        return exp, logs
+    test_opt = load_options(f'options/demo/test_{method}_synth.yml')
+    test_opt['name'] = f'{name}_test'
+    test_opt['network_g'].update(width)
+    test_opt['datasets']['test']['dataroot'] = str(tiny_gopro / 'test')
+    test_opt['path']['pretrain_network_g'] = str(exp / 'models' / 'net_g_latest.pth')
+    test_opt['val']['metrics'].pop('lpips')
+    run_pipeline('test', write_options(test_opt, tmp_path / f'{name}_test.yml'), root)
+    results = root / 'results' / f'{name}_test'
+    summary = json.load(open(glob.glob(str(results / 'metrics_*.json'))[0]))
+    assert summary['frames'] == 11 and math.isfinite(summary['metrics']['psnr']['all_frame_mean'])
+    assert len(glob.glob(str(results / 'visualization' / 'SynthGoPro_test' / '*' / '*.png'))) == 11
+    return exp, logs

@@ -15,8 +15,6 @@ Parameter counts of the originals, counted here from the layer definitions of th
   regularisation heads (:func:`liteflownet_count`): 5,381,969.
 * PVDNet's deblurring network (:func:`pvdnet_count`): 5,132,579. Together 10,514,548 ("10.51 M").
 """
-import glob
-import json
 import math
 
 import pytest
@@ -29,7 +27,7 @@ from basicsr_vdd.archs.nafnet_arch import NAFNet, _LocalAvgPool
 from basicsr_vdd.archs.pixel_volume import pixel_volume, rgb_to_gray
 from basicsr_vdd.archs.pvdnet_arch import PVDNet, convert_original_state_dict
 from basicsr_vdd.models.pvdnet_model import blur_invariant_loss
-from conftest import load_options, run_pipeline, write_options
+from conftest import load_options, train_then_test
 
 
 def conv(cin, cout, kh, kw=None, bias=True, groups=1):
@@ -237,42 +235,6 @@ def test_pvdnet_video_is_its_recurrence_and_bimnet_can_be_fixed():
     gt = torch.rand(2, 3, 8, 8)
     assert blur_invariant_loss(gt, gt, [torch.zeros(2, 2, 8, 8)] * 4).item() < 1e-12
     assert blur_invariant_loss(gt, gt.flip(-1), [torch.zeros(2, 2, 8, 8)]).item() > 1e-3
-
-
-def train_then_test(method, width, tiny_gopro, tmp_path, name, extra=None, iters=2, test=True):
-    """Train ``options/demo/train_<method>_synth.yml`` on the tiny data (then test it); returns the experiment dir."""
-    root = tmp_path / 'root'
-    root.mkdir(exist_ok=True)
-    opt = load_options(f'options/demo/train_{method}_synth.yml')
-    opt['name'] = name
-    opt['network_g'].update(width)
-    opt['datasets']['train'].update(dataroot=str(tiny_gopro / 'train'), gt_size=32, batch_size_per_gpu=2,
-                                    num_worker_per_gpu=0)
-    opt['datasets']['val'].update(dataroot=str(tiny_gopro / 'test'))
-    opt['train']['total_iter'] = iters
-    opt['val']['val_freq'] = iters
-    opt['logger'].update(print_freq=1, save_checkpoint_freq=iters)
-    for key, value in (extra or {}).items():
-        opt[key].update(value)
-    run_pipeline('train', write_options(opt, tmp_path / f'{name}.yml'), root)
-    exp = root / 'experiments' / name
-    assert (exp / 'models' / f'net_g_{iters}.pth').is_file()
-    logs = open(glob.glob(str(exp / f'train_{name}_*.log'))[0]).read()
-    assert 'l_pix' in logs and 'Validation SynthGoPro_test (2 videos, 11 frames' in logs
-    if not test:
-        return exp, logs
-    test_opt = load_options(f'options/demo/test_{method}_synth.yml')
-    test_opt['name'] = f'{name}_test'
-    test_opt['network_g'].update(width)
-    test_opt['datasets']['test']['dataroot'] = str(tiny_gopro / 'test')
-    test_opt['path']['pretrain_network_g'] = str(exp / 'models' / 'net_g_latest.pth')
-    test_opt['val']['metrics'].pop('lpips')
-    run_pipeline('test', write_options(test_opt, tmp_path / f'{name}_test.yml'), root)
-    results = root / 'results' / f'{name}_test'
-    summary = json.load(open(glob.glob(str(results / 'metrics_*.json'))[0]))
-    assert summary['frames'] == 11 and math.isfinite(summary['metrics']['psnr']['all_frame_mean'])
-    assert len(glob.glob(str(results / 'visualization' / 'SynthGoPro_test' / '*' / '*.png'))) == 11
-    return exp, logs
 
 
 def test_nafnet_trains_and_tests_through_basicsr(tiny_gopro, tmp_path):
