@@ -34,9 +34,10 @@ import glob
 import os
 import os.path as osp
 import sys
-from collections import Counter
-
 import torch
+
+from basicsr_vdd.distributed import rank_fingerprints
+from basicsr_vdd.file_io import atomic_torch_save, safe_torch_load
 
 _APPLIED = False
 _RESUMED = {}  # id(opt) -> (epoch, iteration) of the loaded resume state, for the train sampler
@@ -58,12 +59,6 @@ def resume_map_location(opt):
     copy their parts onto the model's device; BasicSR keeps the loaded state alive for the whole run,
     and on the GPU it would hold a second copy of the optimizer state (~5.8 GB per rank at paper size)."""
     return torch.device('cpu')
-
-
-def safe_torch_load(path, map_location='cpu'):
-    """``torch.load`` with ``weights_only=True``; BasicSR's schedulers keep a Counter of milestones."""
-    with torch.serialization.safe_globals([Counter]):
-        return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def latest_training_state(state_dir, before=None):
@@ -144,30 +139,6 @@ def create_train_val_dataloader(opt, logger, _original=None):
     return (train_loader, train_sampler, *rest)
 
 
-def _write_atomically(path, write):
-    """``write(tmp)`` to a temporary file in the same folder as ``path``, then rename: never a partial file."""
-    tmp = f'{path}.partial-{os.getpid()}'
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-
-
-def atomic_write_text(text, path):
-    """Write ``text`` to ``path``; never a partial file."""
-    def write(tmp):
-        with open(tmp, 'w') as f:
-            f.write(text)
-    _write_atomically(path, write)
-
-
-def atomic_torch_save(obj, path):
-    """``torch.save`` to ``path``; never a partial file."""
-    _write_atomically(path, lambda tmp: torch.save(obj, tmp))
-
-
 def save_network(self, net, net_label, current_iter, param_key='params'):
     """BasicSR's ``save_network`` (rank 0, ``module.`` prefixes removed), written atomically."""
     from basicsr.utils.dist_util import get_dist_info
@@ -235,38 +206,6 @@ def model_to_device(self, net):
     if self.opt['num_gpu'] > 1:
         return DataParallel(net)
     return net
-
-
-def rank_states(obj):
-    """``[obj of rank 0, obj of rank 1, ...]`` gathered on every rank (``[obj]`` when not distributed)."""
-    import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()):
-        return [obj]
-    out = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def parameter_fingerprint(net):
-    """``{part: sum of squares of its trainable parameters (float64)}`` over the top-level parts of ``net``
-    (``''``: parameters of ``net`` itself); equal on every rank of a healthy run."""
-    net = getattr(net, 'module', net)  # DDP / DataParallel
-    parts = [('', list(net.parameters(recurse=False)))] + [(n, list(m.parameters())) for n, m in net.named_children()]
-    with torch.no_grad():
-        return {name: float(sum(p.detach().double().pow(2).sum() for p in params if p.requires_grad))
-                for name, params in parts if any(p.requires_grad for p in params)}
-
-
-def rank_fingerprints(net):
-    """Every rank's :func:`parameter_fingerprint`, gathered on every rank. Raises RuntimeError (on every
-    rank alike) naming the parts whose parameters differ between ranks: a part that trains without its
-    gradients being averaged (it was frozen when DistributedDataParallel was built)."""
-    prints = rank_states(parameter_fingerprint(net))
-    differ = sorted(k for k in prints[0] if len({p.get(k) for p in prints}) > 1)
-    if differ:
-        raise RuntimeError(f'the ranks trained different parameters in {differ} (fingerprints '
-                           f'{[[p.get(k) for p in prints] for k in differ]}): they were not synchronised')
-    return prints
 
 
 def _patch_load_network():

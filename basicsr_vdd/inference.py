@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import yaml
 
-from basicsr_vdd.compat import atomic_write_text
+from basicsr_vdd.file_io import atomic_write_text
 from basicsr_vdd.data.video_io import IMAGE_EXTENSIONS, VideoDataError, list_frames, read_frame
 from basicsr_vdd.models.stage_checkpoint import checkpoint_state, load_part_state_dict, read_checkpoint
 from basicsr_vdd.vdd_diffusion import VDDDiffusion

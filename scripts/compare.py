@@ -17,7 +17,7 @@ import sys
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from basicsr_vdd.compat import atomic_write_text  # noqa: E402
+from basicsr_vdd.file_io import atomic_write_text  # noqa: E402
 from basicsr_vdd.data.video_io import list_frames, read_frame  # noqa: E402
 from vdd_demo import runner  # noqa: E402
 from vdd_demo.figures import error_maps, find_output, side_by_side  # noqa: E402

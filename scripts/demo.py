@@ -16,7 +16,7 @@ import time
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from basicsr_vdd.compat import atomic_write_text  # noqa: E402
+from basicsr_vdd.file_io import atomic_write_text  # noqa: E402
 from vdd_demo import runner  # noqa: E402
 from vdd_demo.report import latest_summary, markdown_table, method_rows  # noqa: E402
 from vdd_demo.synthetic import GENERATOR_VERSION  # noqa: E402

@@ -154,7 +154,8 @@ def test_sigterm_during_test_leaves_no_result_folder(tiny_gopro, tmp_path):
 
 def test_sigterm_during_training_keeps_its_states_and_auto_resume_skips_a_truncated_one(tiny_gopro, tmp_path):
     import signal
-    from basicsr_vdd.compat import latest_training_state, safe_torch_load
+    from basicsr_vdd.compat import latest_training_state
+    from basicsr_vdd.file_io import safe_torch_load
     opt = load_options('options/demo/train_srn_synth.yml')
     opt['name'] = 'srn_signal'
     opt['network_g'].update(channels=[8, 8, 16])

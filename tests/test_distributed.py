@@ -12,7 +12,7 @@ import torch
 from conftest import REPO, load_options, run_pipeline, write_options
 from test_low_precision import TINY_KL_VAE
 from test_vdd_model import tiny_stage_options
-from basicsr_vdd.compat import safe_torch_load
+from basicsr_vdd.file_io import safe_torch_load
 
 
 def torchrun(opt_path, root, *extra, nproc=2):
@@ -114,14 +114,14 @@ def test_vdd_stages_train_and_resume_under_torchrun_with_the_ranks_in_step(tiny_
 
 def test_ranks_that_drift_apart_stop_training(monkeypatch):
     """A part whose parameters differ between ranks (its gradients were never averaged) is named."""
-    from basicsr_vdd import compat
+    from basicsr_vdd import distributed
     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
     net[1].requires_grad_(False)
-    own = compat.parameter_fingerprint(net)
+    own = distributed.parameter_fingerprint(net)
     assert set(own) == {'0'}  # frozen parts are not fingerprinted
     drifted = {'0': own['0'] + 1e-9}
-    monkeypatch.setattr(compat, 'rank_states', lambda obj: [obj, drifted])
+    monkeypatch.setattr(distributed, 'rank_states', lambda obj: [obj, drifted])
     with pytest.raises(RuntimeError, match=r"different parameters in \['0'\]"):
-        compat.rank_fingerprints(net)
-    monkeypatch.setattr(compat, 'rank_states', lambda obj: [obj, dict(obj)])
-    assert compat.rank_fingerprints(net) == [own, own]
+        distributed.rank_fingerprints(net)
+    monkeypatch.setattr(distributed, 'rank_states', lambda obj: [obj, dict(obj)])
+    assert distributed.rank_fingerprints(net) == [own, own]

@@ -133,7 +133,7 @@ def test_deblur_video_on_cuda_writes_every_frame_and_repeats_itself(tmp_path):
 
 
 def test_ddp_over_nccl_trains_stage_2_on_one_gpu(tiny_gopro, tmp_path):
-    from basicsr_vdd.compat import safe_torch_load
+    from basicsr_vdd.file_io import safe_torch_load
     from test_distributed import torchrun
     from test_vdd_model import tiny_stage_options
     opt = tiny_stage_options(2)
@@ -151,7 +151,7 @@ def test_ddp_over_nccl_trains_stage_2_on_one_gpu(tiny_gopro, tmp_path):
 
 
 def test_fp16_scaler_state_resumes_and_a_skipped_step_leaves_the_ema(tmp_path):
-    from basicsr_vdd.compat import safe_torch_load
+    from basicsr_vdd.file_io import safe_torch_load
     from test_vdd_model import train_steps
     model = VDDModel(kl_options(2, tmp_path / 'a', autocast='fp16', ema_decay=0.9))
     train_steps(model, 2)

@@ -1,5 +1,5 @@
 """Demo checkpoints for committing: float32 tensors stored as float16 (they load into the float32 networks)."""
-from basicsr_vdd.compat import atomic_torch_save, safe_torch_load
+from basicsr_vdd.file_io import atomic_torch_save, safe_torch_load
 
 
 def export_half(src, dst, drop=()):

@@ -30,7 +30,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_vdd.archs.pvdnet_arch import convert_original_state_dict
-from basicsr_vdd.compat import safe_torch_load
+from basicsr_vdd.file_io import safe_torch_load
 from .stfan_model import STFANModel
 
 

@@ -57,7 +57,8 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from basicsr_vdd.compat import atomic_torch_save, rank_fingerprints, rank_states
+from basicsr_vdd.distributed import rank_fingerprints, rank_states
+from basicsr_vdd.file_io import atomic_torch_save
 from basicsr_vdd.vdd_diffusion import VDDDiffusion, check_sampling, low_precision_dtype, to_model_video
 from .ema import ParameterEMA
 from .stage_checkpoint import checkpoint_state, load_part_state_dict, part_state_dict, read_checkpoint

@@ -27,7 +27,7 @@ from basicsr.metrics import calculate_metric
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info
 
-from basicsr_vdd.compat import atomic_write_text
+from basicsr_vdd.file_io import atomic_write_text
 from basicsr_vdd.metrics.lpips_metric import MetricUnavailableError
 
 
