@@ -26,20 +26,6 @@ from basicsr_vdd.models.nonfinite_guard import NonFiniteTrainingError
 
 INPUT_ERRORS = (VideoDataError, CheckpointMismatchError, ValueError, OSError, KeyError, yaml.YAMLError)
 BOOKKEEPING = ('.log', '.yml', '.yaml')  # what a run writes before any result
-_SIGNALLED = []  # SIGTERMs received: one swallowed on the way (e.g. inside a __del__) still ends the run as 143
-
-
-def _install_signals():
-    """:func:`interrupts.install`, noting each SIGTERM so that a swallowed one is still honoured."""
-    _SIGNALLED.clear()
-    interrupts.install()
-    raise_terminated = signal.getsignal(signal.SIGTERM)
-
-    def handler(signum, frame):
-        _SIGNALLED.append(signum)
-        raise_terminated(signum, frame)
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def _run_folder(kind, root, opt):
@@ -100,7 +86,7 @@ def _pipeline(kind):
 def main(kind, root):
     """Run BasicSR's ``train_pipeline`` or ``test_pipeline`` for ``sys.argv``; returns the exit code."""
     previous = signal.getsignal(signal.SIGTERM)
-    _install_signals()  # first: a signal from here on is an exit code, never a traceback or a partial folder
+    interrupts.install()  # first: a signal from here on is an exit code, never a traceback or a partial folder
     try:
         return _main(kind, root)
     finally:
@@ -118,8 +104,7 @@ def _main(kind, root):
         parent = osp.dirname(folder)
         before = set(os.listdir(parent)) if osp.isdir(parent) else set()
         _pipeline(kind)(root)
-        if _SIGNALLED:  # the Terminated exception was swallowed on the way
-            raise interrupts.Terminated(f'terminated by signal {_SIGNALLED[0]}')
+        interrupts.raise_if_received()  # the Terminated exception was swallowed on the way
     except interrupts.INTERRUPTS + (NonFiniteTrainingError,) + INPUT_ERRORS as err:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not interrupt the clean-up
         # a training run keeps what it saved (--auto_resume needs it)

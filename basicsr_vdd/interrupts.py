@@ -14,13 +14,25 @@ class Terminated(BaseException):
 INTERRUPTS = (KeyboardInterrupt, Terminated)
 
 
+RECEIVED = []  # SIGTERMs since install(): one whose exception was swallowed on the way is still honoured
+
+
 def _raise_terminated(signum, frame):
+    RECEIVED.append(signum)
     raise Terminated(f'terminated by signal {signum}')
 
 
 def install():
-    """From now on SIGTERM raises :class:`Terminated` in the main thread (idempotent)."""
+    """From now on SIGTERM raises :class:`Terminated` in the main thread and is recorded in
+    :data:`RECEIVED` (cleared here)."""
+    RECEIVED.clear()
     signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def raise_if_received():
+    """Raise :class:`Terminated` if a SIGTERM arrived whose exception something swallowed (e.g. a ``__del__``)."""
+    if RECEIVED:
+        raise Terminated(f'terminated by signal {RECEIVED[0]}')
 
 
 def exit_code_and_message(err):
