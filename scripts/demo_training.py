@@ -22,6 +22,8 @@ import time
 
 import yaml
 
+from vdd_demo.report import latest_summary
+
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 METHODS_FILE = osp.join(ROOT, 'options', 'demo', 'methods.yml')
 LAUNCH = ('import sys; from basicsr_vdd.cli import main; sys.argv = [{kind!r} + ".py", "-opt", {opt!r}]; '
@@ -131,20 +133,11 @@ def train_and_test(method, train_paths, test_path, data, root, seconds, log, bat
     test['datasets']['test']['dataroot'] = osp.join(data, 'test')
     test['path'] = dict(test['path'], pretrain_network_g=pretrain)
     run_pipeline('test', test, root, log)
-    summary = newest_metrics(osp.join(root, 'results', test['name']))
+    summary = latest_summary(osp.join(root, 'results', test['name']))
     metric = summary['metrics']
     stlpips = metric.get('stlpips', {}).get('per_video_mean')
     return {'method': method, 'stages': stages, 'seconds': spent, 'psnr': metric['psnr']['per_video_mean'],
             'ssim': metric['ssim']['per_video_mean'], 'stlpips': stlpips}
-
-
-def newest_metrics(folder):
-    import json
-    paths = sorted(glob.glob(osp.join(folder, 'metrics_*.json')), key=osp.getmtime)
-    if not paths:
-        raise RuntimeError(f'{folder}: the test wrote no metrics')
-    with open(paths[-1]) as f:
-        return json.load(f)
 
 
 def main(argv=None):
