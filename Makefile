@@ -6,7 +6,7 @@ STAMP := $(VENV)/.basicsr_vdd-installed
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: test demo venv
+.PHONY: test test-quick demo venv
 
 venv: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): requirements.txt constraints.txt setup.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# developers: the quick tier, without the end-to-end trainings marked slow (make test runs everything)
+test-quick: $(STAMP)
+	$(PY) -m pytest -q -m 'not slow' tests
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py $(if $(FROM_SCRATCH),--from-scratch,)

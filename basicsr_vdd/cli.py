@@ -19,7 +19,7 @@ import time
 
 import yaml
 
-from basicsr_vdd import interrupts, option_checks
+from basicsr_vdd import distributed, interrupts, option_checks
 from basicsr_vdd.archs.checkpoint_io import CheckpointMismatchError
 from basicsr_vdd.data.video_io import VideoDataError
 from basicsr_vdd.models.nonfinite_guard import NonFiniteTrainingError
@@ -105,8 +105,10 @@ def _main(kind, root):
         before = set(os.listdir(parent)) if osp.isdir(parent) else set()
         _pipeline(kind)(root)
         interrupts.raise_if_received()  # the Terminated exception was swallowed on the way
+        distributed.close()
     except interrupts.INTERRUPTS + (NonFiniteTrainingError,) + INPUT_ERRORS as err:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not interrupt the clean-up
+        distributed.close(wait=False)
         # a training run keeps what it saved (--auto_resume needs it)
         keep = folder is None or (kind == 'train' and _has_saves(folder))
         note = None if keep else _clean_up(folder, before)

@@ -3,6 +3,19 @@ compare. Without ``torch.distributed`` every function works on the single proces
 import torch
 
 
+def close(wait=True):
+    """End this rank's part in a distributed run (nothing without one): with ``wait`` the ranks first meet
+    (a run that ended well on every rank), then the process group is destroyed. A rank that leaves its
+    process group to the interpreter's exit can abort there (``terminate called without an active
+    exception``, SIGABRT) while another rank still finishes its last save."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def rank_states(obj):
     """``[obj of rank 0, obj of rank 1, ...]`` gathered on every rank (``[obj]`` when not distributed)."""
     import torch.distributed as dist

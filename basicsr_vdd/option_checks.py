@@ -8,16 +8,12 @@ or FileNotFoundError whose message names the option file, the option or the ``--
 """
 import argparse
 import copy
-import functools
 import math
 import os
 import os.path as osp
-import re
 
-import yaml
+from basicsr_vdd.file_io import SCIENTIFIC, float_loader, read_options
 
-
-SCIENTIFIC = re.compile(r'^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$')
 NUMERIC_SECTIONS = ('train', 'diffusion', 'sampling')  # no option there is text that reads as a number
 
 
@@ -38,13 +34,6 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-@functools.lru_cache(maxsize=None)
-def _float_loader(loader):
-    float_loader = type('FloatLoader', (loader,), {})
-    float_loader.add_implicit_resolver('tag:yaml.org,2002:float', SCIENTIFIC, list('-+.0123456789'))
-    return float_loader
-
-
 def use_yaml_floats():
     """BasicSR's option reader and ``--force_yml`` parser read ``4e-4`` as a float (idempotent)."""
     import basicsr.utils.options as options
@@ -54,31 +43,13 @@ def use_yaml_floats():
 
     def ordered_yaml_floats():
         loader, dumper = ordered_yaml()
-        return _float_loader(loader), dumper
+        return float_loader(loader), dumper
 
     def postprocess_floats(value):
         return float(value) if SCIENTIFIC.match(value) else postprocess(value)
 
     ordered_yaml_floats._vdd_floats = True
     options.ordered_yaml, options._postprocess_yml_value = ordered_yaml_floats, postprocess_floats
-
-
-def read_options(path):
-    """The option file as BasicSR reads it; missing, not YAML or not a mapping: a one-line error naming it."""
-    import basicsr.utils.options as options
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'-opt {path}: no such file')
-    try:
-        with open(path) as f:
-            opt = yaml.load(f, Loader=options.ordered_yaml()[0])
-    except (UnicodeDecodeError, yaml.YAMLError) as err:
-        mark = getattr(err, 'problem_mark', None)
-        where = f' at line {mark.line + 1}' if mark is not None else ''
-        problem = getattr(err, 'problem', None) or err
-        raise ValueError(f'{path}: not a valid YAML option file{where} ({problem})') from None
-    if not isinstance(opt, dict):
-        raise ValueError(f'{path}: not a BasicSR option file (a mapping of options: name, model_type, ...)')
-    return opt
 
 
 def apply_force_yml(opt, entries):
@@ -205,7 +176,7 @@ def check_options(args, kind, root):
 
     Returns them. Raises ValueError / FileNotFoundError naming the file, option or entry."""
     from basicsr_vdd.diffusion.schedule import timestep_sampling_kwargs
-    from basicsr_vdd.vdd_diffusion import check_sampling
+    from basicsr_vdd.pipelines.vdd_diffusion import check_sampling
 
     opt = read_options(args.opt)
     try:

@@ -20,7 +20,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from vdd_demo import runner  # noqa: E402
 from vdd_demo.report import DEFAULT_METRICS, input_summary, latest_summary  # noqa: E402
-from basicsr_vdd.vdd_diffusion import SAMPLER_OPTIONS  # noqa: E402
+from basicsr_vdd.pipelines.vdd_diffusion import SAMPLER_OPTIONS  # noqa: E402
 
 KEYS = SAMPLER_OPTIONS + ('window', 'overlap', 'tile', 'tile_overlap', 'seed')
 
@@ -35,7 +35,7 @@ def parse_setting(text):
 
 
 def run_setting(option, pairs, tag, checkpoint=None, videos=None, max_frames=None):
-    name = f'bench_{runner.load_yaml(option)["name"]}_{tag}'
+    name = f'bench_{runner.repo_options(option)["name"]}_{tag}'
     extra = ['--force_yml', f'name={name}', 'val:save_img=false'] + [f'sampling:{k}={v}' for k, v in pairs]
     extra += [f'path:pretrain_network_g={checkpoint}'] if checkpoint else []
     extra += [f'datasets:test:videos={videos!r}'] if videos else []
@@ -65,7 +65,7 @@ def main():
     parser.add_argument('--out', help='write the markdown table here')
     args = parser.parse_args()
     settings = [parse_setting(s) for s in args.setting]
-    data = runner.load_yaml(args.opt)['datasets']['test']
+    data = runner.repo_options(args.opt)['datasets']['test']
     blurry = input_summary(osp.join(ROOT, data['dataroot']), data['lq_folder'], data['gt_folder'],
                            metrics={k: DEFAULT_METRICS[k] for k in METRICS}, videos=args.videos or data.get('videos'),
                            max_frames=args.max_frames)
@@ -78,7 +78,7 @@ def main():
         lines.append(row(', '.join(f'{k}={v}' for k, v in pairs), summary))
         print('\n'.join(lines), flush=True)
     table = '\n'.join(lines)
-    checkpoint = args.checkpoint or runner.load_yaml(args.opt)['path']['pretrain_network_g']
+    checkpoint = args.checkpoint or runner.repo_options(args.opt)['path']['pretrain_network_g']
     subset = (f' videos {args.videos}' if args.videos else '') + (f' first {args.max_frames} frames'
                                                                    if args.max_frames else '')
     header = (f'Sampler settings of `{args.opt}` on `{data["dataroot"]}`{subset} (checkpoint `{checkpoint}`), '

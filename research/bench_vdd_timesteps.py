@@ -29,10 +29,11 @@ from basicsr.metrics import calculate_psnr, calculate_ssim  # noqa: E402
 from basicsr.utils import tensor2img  # noqa: E402
 
 from basicsr_vdd.data.paired_video_dataset import PairedVideoTestDataset  # noqa: E402
+from basicsr_vdd.file_io import read_options  # noqa: E402
 from basicsr_vdd.diffusion.schedule import offset_noise  # noqa: E402
-from basicsr_vdd.inference import load_vdd  # noqa: E402
-from basicsr_vdd.vdd_diffusion import from_model_video, to_model_video  # noqa: E402
-from basicsr_vdd.video_windows import pad_to_multiple, run_windowed  # noqa: E402
+from basicsr_vdd.pipelines.inference import load_vdd  # noqa: E402
+from basicsr_vdd.pipelines.vdd_diffusion import from_model_video, to_model_video  # noqa: E402
+from basicsr_vdd.pipelines.video_windows import pad_to_multiple, run_windowed  # noqa: E402
 
 
 @torch.no_grad()
@@ -76,9 +77,7 @@ def main():
     args = parser.parse_args()
     steps = [int(t) for t in args.timesteps.split(',')]
     net, diffusion, sampling = load_vdd(args.opt, args.checkpoint)
-    import yaml
-    with open(args.opt) as f:
-        data = dict(yaml.safe_load(f)['datasets']['test'], phase='test', mode='video', max_frames=args.frames)
+    data = dict(read_options(args.opt)['datasets']['test'], phase='test', mode='video', max_frames=args.frames)
     dataset = PairedVideoTestDataset(data)
     window, overlap = int(sampling.get('window', 16)), int(sampling.get('overlap', 4))
     tile, tile_overlap = int(sampling.get('tile') or 0), int(sampling.get('tile_overlap') or 0)

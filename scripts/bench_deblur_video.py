@@ -18,7 +18,7 @@ import time
 import cv2
 import numpy as np
 
-from basicsr_vdd.inference import VideoSink
+from basicsr_vdd.pipelines.inference import VideoSink
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 

@@ -22,14 +22,13 @@ import sys
 import tempfile
 import time
 
+import torch
+
+import basicsr_vdd  # noqa: F401  (registration)
+from basicsr_vdd.file_io import read_options
+from basicsr_vdd.models.vdd_model import VDDModel
+
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
-sys.path.insert(0, ROOT)
-
-import torch  # noqa: E402
-import yaml  # noqa: E402
-
-import basicsr_vdd  # noqa: E402,F401
-from basicsr_vdd.models.vdd_model import VDDModel  # noqa: E402
 
 
 def model_options(opt, stage, device, args, work):
@@ -245,8 +244,7 @@ def main(argv=None):
         device = torch.device('cuda', torch.cuda.current_device() if device.index is None else device.index)
         torch.cuda.set_device(device)  # VDDModel puts the network on the current CUDA device
         torch.backends.cudnn.benchmark = True  # as BasicSR's train_pipeline sets it
-    with open(args.opt) as f:
-        file_opt = yaml.safe_load(f)
+    file_opt = read_options(args.opt)
     train_opt, sampling_opt = file_opt.get('train') or {}, file_opt.get('sampling') or {}
     args.autocast = args.autocast or train_opt.get('autocast') or 'fp32'
     args.frozen_dtype = args.frozen_dtype or train_opt.get('frozen_dtype') or 'fp32'

@@ -17,14 +17,12 @@ import argparse
 import sys
 
 import torch
-import yaml
-
-from basicsr_vdd.weights import check_files, null_text_embedding
+from basicsr_vdd.archs.weights import check_files, null_text_embedding
+from basicsr_vdd.file_io import read_options
 
 
 def network_options(path):
-    with open(path) as f:
-        opt = yaml.safe_load(f)['network_g']
+    opt = dict(read_options(path, flag='--opt')['network_g'])
     opt.pop('type', None)
     return opt
 

@@ -1,4 +1,5 @@
-"""Deblur your own blurry videos with a trained VDD, EDVR, STFAN or SRN (any test option file of this project).
+"""Deblur your own blurry videos with a trained VDD, EDVR, STFAN, PVDNet, SRN or NAFNet (any test option file
+of this project).
 
     python scripts/deblur_video.py -opt options/demo/test_vdd_synth.yml --input blurry.mp4 --output sharp.mp4
     python scripts/deblur_video.py -opt options/test_vdd_gopro.yml --input frames_dir/ --output out_dir/ \
@@ -33,21 +34,18 @@ import tempfile
 import time
 
 import torch
-import yaml
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from basicsr_vdd import interrupts  # noqa: E402
+from basicsr_vdd import file_io, interrupts  # noqa: E402
 from basicsr_vdd.archs.checkpoint_io import CheckpointMismatchError  # noqa: E402
 from basicsr_vdd.data.video_io import VideoDataError  # noqa: E402
 from basicsr_vdd.diffusion.samplers import SAMPLERS, SPACINGS  # noqa: E402
-from basicsr_vdd.inference import (WRITABLE_VIDEO, OutputRefused, VideoSink, VideoSource, check_output,  # noqa: E402
-                                   output_kind, partial_path)
-from basicsr_vdd.streaming import build_deblurrer  # noqa: E402
-from basicsr_vdd.vdd_diffusion import STARTS, check_sampling  # noqa: E402
+from basicsr_vdd.pipelines.inference import (WRITABLE_VIDEO, OutputRefused, VideoSink, VideoSource,  # noqa: E402
+                                             check_output, output_kind, partial_path)
+from basicsr_vdd.pipelines.streaming import STREAMERS, build_deblurrer  # noqa: E402
+from basicsr_vdd.pipelines.vdd_diffusion import STARTS, check_sampling  # noqa: E402
 
-MODEL_TYPES = ('VDDModel', 'EDVRModel', 'STFANModel', 'SRNModel')
 USER_ERRORS = (VideoDataError, CheckpointMismatchError, ValueError, OSError)  # OutputRefused is an OSError
 
 
@@ -98,18 +96,11 @@ def check_paths(inputs, outputs, overwrite=False, rank=0, world=1):
 
 
 def read_options(path):
-    """The test option file as a dict; ValueError naming -opt when it is missing, not YAML or not one."""
-    if not osp.isfile(path):
-        raise ValueError(f'-opt {path}: no such option file')
-    try:
-        with open(path) as f:
-            opt = yaml.safe_load(f)
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ValueError(f'-opt {path}: not a YAML file ({str(err).splitlines()[0]})') from None
-    if not isinstance(opt, dict):
-        raise ValueError(f'-opt {path}: not an option file (a YAML mapping), it holds {type(opt).__name__}')
-    if opt.get('model_type') not in MODEL_TYPES or not isinstance(opt.get('network_g'), dict):
-        raise ValueError(f'-opt {path}: needs model_type: (one of {", ".join(MODEL_TYPES)}) and network_g:')
+    """The test option file as a dict; ValueError naming -opt when it is missing, not YAML, not a mapping or
+    not an option file of a method that streams (:data:`STREAMERS`)."""
+    opt = file_io.read_options(path)
+    if opt.get('model_type') not in STREAMERS or not isinstance(opt.get('network_g'), dict):
+        raise ValueError(f'-opt {path}: needs model_type: (one of {", ".join(sorted(STREAMERS))}) and network_g:')
     return opt
 
 
@@ -198,7 +189,7 @@ def run(args):
         if output_kind(dst) == 'image' and len(source) != 1:
             raise ValueError(f'--output {dst}: an image file holds one frame, {source.path} has {len(source)}; '
                              'give a folder or a video file')
-    deblurrer = build_deblurrer(args.opt, args.checkpoint, device, overrides)
+    deblurrer = build_deblurrer(opt, args.checkpoint, device, overrides)
     for source, dst in list(zip(sources, args.output))[rank::world]:
         deblur_one(deblurrer, source, dst, args.crf, args.overwrite, device)
 

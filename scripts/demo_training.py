@@ -23,6 +23,7 @@ import time
 import yaml
 
 from vdd_demo.report import latest_summary
+from vdd_demo.runner import repo_options
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 METHODS_FILE = osp.join(ROOT, 'options', 'demo', 'methods.yml')
@@ -30,16 +31,11 @@ LAUNCH = ('import sys; from basicsr_vdd.cli import main; sys.argv = [{kind!r} + 
           'sys.exit(main({kind!r}, {root!r}))')
 
 
-def load_yaml(path):
-    with open(path if osp.isabs(path) else osp.join(ROOT, path)) as f:
-        return yaml.safe_load(f)
-
-
 def training_chains(names=None):
     """``{method: (train option files, test option file)}``; methods sharing a chain (VDD and its
     sampled row) are trained once, under the first name."""
     chains, seen = {}, set()
-    for name, spec in load_yaml(METHODS_FILE).items():
+    for name, spec in repo_options(METHODS_FILE).items():
         chain = tuple(spec['train'])
         if (names and name not in names) or chain in seen:
             continue
@@ -77,7 +73,7 @@ def seconds_per_iteration(root, name):
 def stage_options(path, name, data, device, batch_scale, iterations, pretrain):
     """The demo option file ``path`` for this run: own name, data, device, scaled batch, ``iterations``
     with its cosine periods stretched to them, no validation, one checkpoint at the end."""
-    opt = copy.deepcopy(load_yaml(path))
+    opt = copy.deepcopy(repo_options(path))
     opt['name'], opt['num_gpu'] = name, 1 if device == 'cuda' else 0
     train_data = opt['datasets']['train']
     train_data.update(dataroot=osp.join(data, 'train'), batch_size_per_gpu=train_data['batch_size_per_gpu'] * batch_scale,
@@ -116,10 +112,10 @@ def train_and_test_all(data, root, seconds, log, batch_scale=8, device='cuda', m
 
 
 def train_and_test(method, train_paths, test_path, data, root, seconds, log, batch_scale, device, probe_iters):
-    totals = [load_yaml(p)['train']['total_iter'] for p in train_paths]
+    totals = [repo_options(p)['train']['total_iter'] for p in train_paths]
     stages, spent, pretrain = [], 0.0, None
     for path, total in zip(train_paths, totals):
-        name = f'gpu_{load_yaml(path)["name"]}'
+        name = f'gpu_{repo_options(path)["name"]}'
         probe = stage_options(path, f'{name}_probe', data, device, batch_scale, probe_iters, pretrain)
         run_pipeline('train', probe, root, log)
         per_it = seconds_per_iteration(root, probe['name'])
@@ -128,7 +124,7 @@ def train_and_test(method, train_paths, test_path, data, root, seconds, log, bat
         spent += run_pipeline('train', opt, root, log)
         stages.append({'iterations': iterations, 'batch': opt['datasets']['train']['batch_size_per_gpu']})
         pretrain = osp.join(root, 'experiments', name, 'models', 'net_g_latest.pth')
-    test = copy.deepcopy(load_yaml(test_path))
+    test = copy.deepcopy(repo_options(test_path))
     test['name'], test['num_gpu'] = f'gpu_{test["name"]}', 1 if device == 'cuda' else 0
     test['datasets']['test']['dataroot'] = osp.join(data, 'test')
     test['path'] = dict(test['path'], pretrain_network_g=pretrain)

@@ -17,6 +17,8 @@ FIXTURES = osp.join(REPO, 'tests', 'fixtures', 'tft2v')
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
+from basicsr_vdd.file_io import read_options  # noqa: E402
+
 
 def smooth_frame(rng, h, w):
     """A smooth random RGB uint8 image [H, W, 3] (blurred noise, so that restoration is learnable)."""
@@ -43,8 +45,7 @@ def write_paired_videos(root, videos, num_frames, size=(32, 32), lq='blur', gt='
 
 
 def load_options(relpath):
-    with open(osp.join(REPO, relpath)) as f:
-        return yaml.safe_load(f)
+    return read_options(osp.join(REPO, relpath))
 
 
 def write_options(opt, path):
@@ -117,3 +118,21 @@ def train_then_test(method, width, tiny_gopro, tmp_path, name, extra=None, iters
     assert summary['frames'] == 11 and math.isfinite(summary['metrics']['psnr']['all_frame_mean'])
     assert len(glob.glob(str(results / 'visualization' / 'SynthGoPro_test' / '*' / '*.png'))) == 11
     return exp, logs
+
+
+def read_video(path):
+    """Frames ``[N, 3, H, W]`` float32 in [0, 1] of a folder, image or video file, and its fps (None for
+    frames), decoded by deblur_video's own reader."""
+    import torch
+    from basicsr_vdd.pipelines.inference import VideoSource
+    source = VideoSource(str(path))
+    return torch.stack(list(source)), source.fps
+
+
+def write_video(frames, path, fps=None, overwrite=False):
+    """Write ``[N, 3, H, W]`` in [0, 1] with deblur_video's own writer (folder, image or video file by
+    extension; it leaves its manifest beside what it wrote)."""
+    from basicsr_vdd.pipelines.inference import VideoSink
+    with VideoSink(str(path), fps, overwrite=overwrite) as sink:
+        for frame in frames:
+            sink.write(frame)

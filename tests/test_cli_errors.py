@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from conftest import REPO, load_options, write_options
@@ -36,6 +37,7 @@ def one_error_line(proc, *fragments):
         assert fragment in lines[-1], lines[-1]
 
 
+@pytest.mark.slow
 def test_refused_checkpoint_names_the_file_and_leaves_no_results(tiny_gopro, tmp_path):
     root = tmp_path / 'root'
     root.mkdir()
@@ -86,6 +88,7 @@ def test_bad_options_are_refused_before_any_folder_is_made(tiny_gopro, tmp_path,
     assert not (root / 'results').exists() and not (root / 'experiments').exists()
 
 
+@pytest.mark.slow
 def test_bad_dataset_found_by_the_pipeline_leaves_no_experiment_folder(tiny_gopro, tmp_path):
     root = tmp_path / 'root'
     root.mkdir()
@@ -136,6 +139,7 @@ def _signal_when(argv, cwd, ready, sig, timeout=600):
     return proc.returncode, err
 
 
+@pytest.mark.slow
 def test_sigterm_during_test_leaves_no_result_folder(tiny_gopro, tmp_path):
     import signal
     opt_path = tiny_vdd_test_options(tiny_gopro, tmp_path, steps=1000)  # minutes of sampling: never done first
@@ -152,6 +156,7 @@ def test_sigterm_during_test_leaves_no_result_folder(tiny_gopro, tmp_path):
     assert os.listdir(root / 'results') == []
 
 
+@pytest.mark.slow
 def test_sigterm_during_training_keeps_its_states_and_auto_resume_skips_a_truncated_one(tiny_gopro, tmp_path):
     import signal
     from basicsr_vdd.compat import latest_training_state
@@ -190,6 +195,7 @@ def test_sigterm_during_training_keeps_its_states_and_auto_resume_skips_a_trunca
     assert safe_torch_load(newest)['iter'] == last  # written again, whole
 
 
+@pytest.mark.slow
 def test_kill9_of_deblur_video_leaves_nothing_under_the_output_name(tiny_gopro, tmp_path):
     import signal
     opt_path = tiny_vdd_test_options(tiny_gopro, tmp_path, steps=30)  # the first frames are written early

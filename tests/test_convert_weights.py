@@ -9,7 +9,7 @@ import torch
 from open_clip.model import CLIP
 
 from basicsr_vdd.archs.vdd_arch import VDDNet
-from basicsr_vdd.weights import null_text_embedding
+from basicsr_vdd.archs.weights import null_text_embedding
 from conftest import FIXTURES, REPO
 
 sys.path.insert(0, osp.join(REPO, 'scripts'))

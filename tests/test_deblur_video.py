@@ -8,9 +8,8 @@ import torch
 
 from basicsr_vdd.archs.vdd_arch import VDDNet
 from basicsr_vdd.data.video_io import VideoDataError, list_frames
-from basicsr_vdd.inference import read_video, write_video
 from basicsr_vdd.models.stage_checkpoint import part_state_dict
-from conftest import REPO, load_options, write_options
+from conftest import REPO, load_options, read_video, write_options, write_video
 
 sys.path.insert(0, osp.join(REPO, 'scripts'))
 import deblur_video  # noqa: E402
@@ -113,7 +112,7 @@ def test_unwritable_or_wrong_kind_of_output_fails_before_any_work(tiny_setup, tm
 
 
 def test_streaming_equals_the_whole_video_path_bit_for_bit(tiny_setup, tmp_path):
-    from basicsr_vdd.inference import load_vdd
+    from basicsr_vdd.pipelines.inference import load_vdd
     net, diffusion, sampling = load_vdd(tiny_setup)
     g = torch.Generator().manual_seed(3)
     video = torch.rand(1, 11, 3, 20, 28, generator=g)
@@ -127,7 +126,7 @@ def test_streaming_equals_the_whole_video_path_bit_for_bit(tiny_setup, tmp_path)
 
 def test_outputs_keep_fps_frame_count_size_and_names(tiny_setup, tmp_path):
     import av
-    from basicsr_vdd.inference import VideoSource
+    from basicsr_vdd.pipelines.inference import VideoSource
     rng = np.random.default_rng(1)
     folder = tmp_path / 'frames'
     folder.mkdir()
@@ -160,7 +159,7 @@ def test_outputs_keep_fps_frame_count_size_and_names(tiny_setup, tmp_path):
 @pytest.mark.parametrize('method', ['edvr', 'stfan', 'srn'])
 def test_every_baseline_streams_through_the_cli(method, tmp_path):
     """The committed demo checkpoints through the same CLI: a video file and a frame folder, odd sizes."""
-    from basicsr_vdd.inference import VideoSource
+    from basicsr_vdd.pipelines.inference import VideoSource
     opt = f'options/demo/test_{method}_synth.yml'
     src = str(tmp_path / 'in.mp4')
     frames = torch.rand(6, 3, 38, 42, generator=torch.Generator().manual_seed(0))
@@ -181,13 +180,61 @@ def test_every_baseline_streams_through_the_cli(method, tmp_path):
 
 
 def test_stfan_stream_equals_its_whole_video_forward(tmp_path):
-    from basicsr_vdd.streaming import build_deblurrer
+    from basicsr_vdd.pipelines.streaming import build_deblurrer
     deblurrer = build_deblurrer('options/demo/test_stfan_synth.yml')
     video = torch.rand(1, 5, 3, 22, 30, generator=torch.Generator().manual_seed(2))
-    from basicsr_vdd.streaming import _load_network  # the same weights, the whole-video path
-    import yaml
-    net = _load_network(yaml.safe_load(open(osp.join(REPO, 'options/demo/test_stfan_synth.yml'))), None, 'cpu')
+    from basicsr_vdd.pipelines.streaming import load_network  # the same weights, the whole-video path
+    net = load_network(load_options('options/demo/test_stfan_synth.yml'), None, 'cpu')
     with torch.no_grad():
         whole = net.forward_video(video)
         streamed = torch.stack(list(deblurrer.run((video[:, i] for i in range(5)), 5, 'v')), 1)
     assert torch.equal(streamed, whole)
+
+
+def _saved(net, path):
+    torch.save({'params': net.state_dict()}, path)
+    return str(path)
+
+
+def test_pvdnet_stream_equals_its_whole_video_recurrence(tmp_path):
+    """PVDNet streams with a look-ahead of one frame; the last frame's next neighbour is itself."""
+    from basicsr_vdd.archs.pvdnet_arch import PVDNet
+    from basicsr_vdd.pipelines.streaming import build_deblurrer
+    torch.manual_seed(0)
+    net = PVDNet(feat=8, img_feat=8, mid=8, num_blocks=1).eval()
+    opt = load_options('options/demo/test_pvdnet_synth.yml')
+    opt['network_g'].update(feat=8, img_feat=8, mid=8, num_blocks=1)
+    deblurrer = build_deblurrer(opt, _saved(net, tmp_path / 'pvdnet.pth'))
+    video = torch.rand(1, 4, 3, 34, 38, generator=torch.Generator().manual_seed(2))  # padded to 36 x 40
+    with torch.no_grad():
+        whole = net.forward_video(video)
+        streamed = torch.stack(list(deblurrer.run((video[:, i] for i in range(4)), 4, 'v')), 1)
+    assert streamed.shape == video.shape
+    assert torch.equal(streamed, whole)
+
+
+def test_frame_by_frame_networks_stream_and_a_clip_network_under_videobasemodel_is_refused(tmp_path):
+    from basicsr_vdd.archs.nafnet_arch import NAFNet
+    from basicsr_vdd.pipelines.streaming import build_deblurrer
+    opt = load_options('options/demo/test_nafnet_synth.yml')
+    net = NAFNet(**{k: v for k, v in opt['network_g'].items() if k != 'type'}).eval()
+    deblurrer = build_deblurrer(opt, _saved(net, tmp_path / 'nafnet.pth'))
+    video = torch.rand(1, 3, 3, 21, 27, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        streamed = torch.stack(list(deblurrer.run((video[:, i] for i in range(3)), 3, 'v')), 1)
+        assert torch.equal(streamed[:, 1], net(video[:, 1]))
+    assert deblurrer.name == 'NAFNet' and streamed.shape == video.shape
+    opt['datasets']['test']['num_frame'] = 5
+    with pytest.raises(ValueError, match='num_frame: 5'):
+        build_deblurrer(opt, str(tmp_path / 'nafnet.pth'))
+    with pytest.raises(ValueError, match="model_type 'EDVRModelX' has no streaming deblurrer"):
+        build_deblurrer(dict(opt, model_type='EDVRModelX'))
+
+
+def test_every_demo_method_streams(capsys):
+    """deblur_video takes the test option file of every method the demo compares."""
+    from basicsr_vdd.pipelines.streaming import STREAMERS
+    from vdd_demo.runner import methods, repo_options
+    kinds = {name: repo_options(spec['test'])['model_type'] for name, spec in methods().items()}
+    assert {k for k, kind in kinds.items() if kind not in STREAMERS} == set(), kinds
+    assert deblur_video.read_options(osp.join(REPO, 'options/demo/test_pvdnet_synth.yml'))['model_type'] == 'PVDNetModel'

@@ -86,7 +86,7 @@ def test_output_that_is_contains_or_lies_inside_the_input(tmp_path, opt, capsys,
 
 
 def test_video_file_as_its_own_output(tmp_path, opt, capsys, no_network):
-    from basicsr_vdd.inference import write_video
+    from conftest import write_video
     import torch
     src = str(tmp_path / 'clip.mp4')
     write_video(torch.rand(3, 3, 16, 16), src)
@@ -151,7 +151,7 @@ def test_cuda_without_a_gpu_names_device(tmp_path, opt, capsys, no_network, monk
 
 
 @pytest.mark.parametrize('text, fragment', [
-    ('name: [unclosed\n', 'not a YAML file'), ('', 'holds NoneType'), ('- a\n- b\n', 'holds list'),
+    ('name: [unclosed\n', 'not a valid YAML option file at line 2'), ('', 'holds NoneType'), ('- a\n- b\n', 'holds list'),
     ('name: x\n', 'needs model_type:'), (None, 'no such option file')])
 def test_bad_option_files_are_one_line(tmp_path, capsys, no_network, text, fragment):
     path = tmp_path / 'opt.yml'
@@ -162,7 +162,7 @@ def test_bad_option_files_are_one_line(tmp_path, capsys, no_network, text, fragm
 
 
 def test_debug_shows_the_traceback(tmp_path, opt, no_network):
-    from basicsr_vdd.inference import OutputRefused
+    from basicsr_vdd.pipelines.inference import OutputRefused
     clip = user_frames(tmp_path / 'clip')
     with pytest.raises(OutputRefused, match='is the input'):
         deblur_video.main(['-opt', opt, '--input', clip, '--output', clip, '--debug'])
@@ -209,7 +209,7 @@ def test_overwrite_replaces_only_an_unchanged_earlier_output(tmp_path, opt, caps
 
 
 def test_video_and_image_outputs_carry_a_manifest_and_keep_odd_sizes(tmp_path, opt, capsys):
-    from basicsr_vdd.inference import VideoSource
+    from basicsr_vdd.pipelines.inference import VideoSource
     for (h, w) in ((1, 1), (17, 31)):
         clip = user_frames(tmp_path / f'clip{h}', n=3, size=(h, w))
         for extra, name in (([], 'a.mp4'), (['--crf', '18'], 'b.mp4'), (['--crf', '0'], 'c.mkv')):
@@ -243,7 +243,7 @@ def test_video_and_image_outputs_carry_a_manifest_and_keep_odd_sizes(tmp_path, o
 def test_files_that_appear_during_the_run_are_never_replaced(tmp_path):
     """The output is checked again when the finished result is moved in: the run may have taken hours."""
     import torch
-    from basicsr_vdd.inference import OutputRefused, VideoSink
+    from basicsr_vdd.pipelines.inference import OutputRefused, VideoSink
     out = tmp_path / 'out'
     out.mkdir()  # an empty folder is replaced
     with VideoSink(str(out)) as sink:

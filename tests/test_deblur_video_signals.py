@@ -46,6 +46,7 @@ def signal_once_writing(proc, partial, sig, timeout=300):
     return proc.returncode, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('sig, code, message, name', [
     (signal.SIGTERM, 143, 'deblur_video: error: terminated by signal 15', 'out'),
     (signal.SIGINT, 130, 'deblur_video: error: interrupted', 'out.mp4')])
@@ -64,6 +65,7 @@ def test_signal_exits_with_one_line_and_nothing_partial(tmp_path, capsys, sig, c
     assert out.exists() and not osp.exists(partial)
 
 
+@pytest.mark.slow
 def test_leftover_of_kill9_is_named_by_the_next_run(tmp_path, capsys):
     opt = slow_options(tmp_path)
     clip = user_frames(tmp_path / 'clip', n=12)

@@ -7,7 +7,7 @@ import torch
 import basicsr_vdd  # noqa: F401
 from basicsr.archs import build_network
 from vdd_demo import runner
-from basicsr_vdd.inference import load_vdd
+from basicsr_vdd.pipelines.inference import load_vdd
 
 METHODS = runner.methods()
 
@@ -17,7 +17,7 @@ def test_committed_demo_checkpoint_matches_its_test_options(name):
     option = METHODS[name]['test']
     path = runner.checkpoint_of(option)
     assert osp.isfile(path), f'{name}: {path} is not committed'
-    opt = runner.load_yaml(option)
+    opt = runner.repo_options(option)
     if opt['model_type'] == 'VDDModel':  # a stage checkpoint: the parts it lists
         net, diffusion, _ = load_vdd(osp.join(runner.ROOT, option))  # raises on missing/unexpected keys
         assert diffusion.target == 'residual' and diffusion.residual_scale > 0

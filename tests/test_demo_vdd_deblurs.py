@@ -11,7 +11,7 @@ import torch
 
 import basicsr_vdd  # noqa: F401
 from basicsr.metrics import calculate_psnr
-from basicsr_vdd.inference import load_vdd
+from basicsr_vdd.pipelines.inference import load_vdd
 from vdd_demo import runner
 from vdd_demo import synthetic as sg
 
@@ -55,6 +55,7 @@ def test_committed_vdd_one_step_beats_the_blurry_input(china_clip):
     assert gain > 0.1, f'VDD ({METHODS["VDD"]["test"]}): {gain:+.3f} dB over the blurry input'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(SAMPLED_GAIN_DB))
 def test_committed_vdd_sampled_beats_the_blurry_input_as_measured(name, china_clip):
     gain = _gain(name, china_clip)

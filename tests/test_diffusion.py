@@ -9,7 +9,7 @@ from basicsr_vdd.diffusion.guidance import guided
 from basicsr_vdd.diffusion.samplers import make_scheduler, sample, start_index_for, timesteps
 from basicsr_vdd.diffusion.schedule import (NoiseSchedule, linear_sd_betas, offset_noise, sample_timesteps,
                                            timestep_sampling_kwargs)
-from basicsr_vdd.vdd_diffusion import check_sampling
+from basicsr_vdd.pipelines.vdd_diffusion import check_sampling
 from conftest import FIXTURES
 
 REF = torch.load(osp.join(FIXTURES, 'diffusion_schedule.pt'), weights_only=True)

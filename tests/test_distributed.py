@@ -39,6 +39,7 @@ def srn_options(tiny_gopro, batch):
     return opt
 
 
+@pytest.mark.slow
 def test_two_ranks_train_the_network_of_one_process_with_the_doubled_batch(tiny_gopro, tmp_path):
     one, two, half = tmp_path / 'one', tmp_path / 'two', tmp_path / 'half'
     for root in (one, two, half):
@@ -91,6 +92,7 @@ def assert_ranks_agree(state, parts):
     assert len(state['residual_scales']) == 2 and len(set(state['residual_scales'])) == 1
 
 
+@pytest.mark.slow
 def test_vdd_stages_train_and_resume_under_torchrun_with_the_ranks_in_step(tiny_gopro, tmp_path):
     """Stage 0, 1 and 2 one after the other, 2 ranks each; stage 1 and 2 also resume. Before the trained
     parts were chosen ahead of DistributedDataParallel, stage 1 crashed at its second iteration and stage

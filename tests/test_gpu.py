@@ -11,7 +11,7 @@ import torch
 
 import basicsr_vdd  # noqa: F401
 from basicsr_vdd.models.vdd_model import VDDModel
-from basicsr_vdd.vdd_diffusion import to_model_video
+from basicsr_vdd.pipelines.vdd_diffusion import to_model_video
 from conftest import REPO, smooth_frame, write_options
 from test_low_precision import TINY_KL_VAE
 from test_vdd_model import batch, changed, params_by_part, tiny_options

@@ -4,12 +4,15 @@ import json
 import os.path as osp
 import sys
 
+import pytest
+
 from conftest import REPO, write_paired_videos
 
 sys.path.insert(0, osp.join(REPO, 'scripts'))
 import gpu_check  # noqa: E402
 
 
+@pytest.mark.slow
 def test_dry_run_writes_the_files_of_a_gpu_run(tmp_path):
     data = tmp_path / 'data'
     write_paired_videos(str(data / 'train'), [f'v{i}' for i in range(8)], 6, size=(64, 64), seed=1)  # 8 clips: one batch

@@ -5,7 +5,7 @@ import torch
 import basicsr_vdd  # noqa: F401
 from basicsr_vdd.models.stage_checkpoint import read_checkpoint
 from basicsr_vdd.models.vdd_model import VDDModel
-from basicsr_vdd.vdd_diffusion import check_sampling
+from basicsr_vdd.pipelines.vdd_diffusion import check_sampling
 from test_vdd_model import batch, tiny_options
 
 TINY_KL_VAE = {'type': 'kl', 'ch': 32, 'ch_mult': [1, 2], 'num_res_blocks': 1}

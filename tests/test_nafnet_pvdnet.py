@@ -237,11 +237,13 @@ def test_pvdnet_video_is_its_recurrence_and_bimnet_can_be_fixed():
     assert blur_invariant_loss(gt, gt.flip(-1), [torch.zeros(2, 2, 8, 8)]).item() > 1e-3
 
 
+@pytest.mark.slow
 def test_nafnet_trains_and_tests_through_basicsr(tiny_gopro, tmp_path):
     width = {'width': 8, 'enc_blk_nums': [1, 1], 'dec_blk_nums': [1, 1], 'tlc_train_size': [16, 16]}
     train_then_test('nafnet', width, tiny_gopro, tmp_path, 'nafnet_tiny')
 
 
+@pytest.mark.slow
 def test_pvdnet_two_stages_train_and_test_through_basicsr(tiny_gopro, tmp_path):
     width = {'feat': 8, 'img_feat': 8, 'mid': 8, 'num_blocks': 1}
     stage1, logs = train_then_test('pvdnet', width, tiny_gopro, tmp_path, 'pvdnet_joint', test=False)

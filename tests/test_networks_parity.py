@@ -141,7 +141,7 @@ def test_real_sd21_vae_keys_map_one_to_one_onto_the_full_config():
 
 
 def test_paper_config_builds_the_real_sizes_on_the_meta_device():
-    from basicsr_vdd.weights import _without_pretrained
+    from basicsr_vdd.archs.weights import _without_pretrained
     from conftest import load_options
 
     net_opt = load_options('options/vdd_stage1.yml')['network_g']

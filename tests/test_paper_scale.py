@@ -5,11 +5,14 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 UNET_PARAMETERS = 1_411_256_900 + 5_248_000  # TF-T2V UNet + image projection (1,416,504,900 in VGen)
 
 
+@pytest.mark.slow
 def test_paper_size_network_trains_and_samples_on_cpu(tmp_path):
     out = tmp_path / 'paper_scale'
     proc = subprocess.run([sys.executable, 'scripts/check_paper_scale.py', '-opt', 'options/vdd_stage2.yml',

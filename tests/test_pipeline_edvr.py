@@ -4,6 +4,8 @@ import json
 import math
 import os.path as osp
 
+import pytest
+
 from conftest import load_options, run_pipeline, write_options
 
 
@@ -17,6 +19,7 @@ def _finite_summary(path, metrics=('psnr', 'ssim')):
     return summary
 
 
+@pytest.mark.slow
 def test_edvr_train_then_test(tiny_gopro, tmp_path):
     root = tmp_path / 'root'
     root.mkdir()

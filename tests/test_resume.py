@@ -60,6 +60,7 @@ def _kill_after_first_save(opt_path, root, state_file, timeout=300):
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('method', sorted(METHODS))
 def test_kill9_mid_epoch_then_auto_resume_repeats_the_losses(method, tiny_gopro, tmp_path):
     opt = METHODS[method]()

@@ -15,6 +15,7 @@ from conftest import REPO, write_options
 from test_cli_errors import edvr_test_options
 
 
+@pytest.mark.slow
 def test_parallel_tests_write_one_log_each_and_a_failure_names_its_log(tiny_gopro, tmp_path):
     opt = edvr_test_options(tiny_gopro, tmp_path / 'edvr.pth')
     torch.save({'params': EDVR(**{k: v for k, v in opt['network_g'].items() if k != 'type'}).state_dict()},
@@ -26,7 +27,7 @@ def test_parallel_tests_write_one_log_each_and_a_failure_names_its_log(tiny_gopr
         with pytest.raises(subprocess.CalledProcessError) as err:
             runner.run_tests_in_parallel([(good, []), (str(tmp_path / 'absent.yml'), [])], str(logs))
         assert str(logs / 'absent.log') in err.value.output
-        assert 'absent.yml: no such file' in (logs / 'absent.log').read_text()
+        assert 'absent.yml: no such option file' in (logs / 'absent.log').read_text()
         assert 'Validation SynthGoPro_test (2 videos, 11 frames' in (logs / 'good.log').read_text()
         assert glob.glob(osp.join(REPO, 'results', opt['name'], 'metrics_*.json'))  # the good one still ran
     finally:

@@ -232,6 +232,7 @@ def test_the_test_split_does_not_depend_on_the_train_split(tiny_set, tmp_path):
         gen.generate_dataset(str(tmp_path / 'bad'), splits=['val'], log=_quiet, **TINY)
 
 
+@pytest.mark.slow
 def test_cli_writes_dataset(tmp_path):
     import subprocess
     import sys

@@ -9,6 +9,7 @@ MODULES = ['vdd_demo.images', 'vdd_demo.synthetic', 'vdd_demo.figures', 'vdd_dem
            'vdd_demo.checkpoint_export']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('module', MODULES)
 def test_module_imports_alone(module):
     proc = subprocess.run([sys.executable, '-c', f'import {module}'], capture_output=True, text=True, timeout=300)

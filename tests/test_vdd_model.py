@@ -11,7 +11,7 @@ import basicsr_vdd  # noqa: F401
 from basicsr_vdd.diffusion.schedule import sample_timesteps
 from basicsr_vdd.models.stage_checkpoint import read_checkpoint
 from basicsr_vdd.models.vdd_model import VDDModel
-from basicsr_vdd.vdd_diffusion import VDDDiffusion, to_model_video
+from basicsr_vdd.pipelines.vdd_diffusion import VDDDiffusion, to_model_video
 from conftest import load_options, run_pipeline, write_options
 
 TINY_NET = dict(
@@ -148,6 +148,7 @@ def test_test_deblurs_a_whole_video_in_blended_windows(tmp_path):
         model.test()
 
 
+@pytest.mark.slow
 def test_train_pipeline_validates_and_saves_the_stage_parts(tmp_path, tiny_gopro):
     # exact resume of VDD: test_resume.py (kill -9 mid-epoch, stage 2) and test_distributed.py (two ranks)
     root = tmp_path / 'root'
@@ -256,6 +257,6 @@ def test_a_state_saved_on_another_kind_of_device_resumes_with_new_noise(tmp_path
 @pytest.mark.parametrize('value', [float('inf'), float('-inf'), float('nan')])
 def test_non_finite_sampling_values_are_refused_by_name(key, value):
     """A guidance of inf passed every range check and sampled saturated noise."""
-    from basicsr_vdd.vdd_diffusion import check_sampling
+    from basicsr_vdd.pipelines.vdd_diffusion import check_sampling
     with pytest.raises(ValueError, match=f'sampling: {key} must be a finite number, got {value!r}'):
         check_sampling({key: value})

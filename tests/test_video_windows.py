@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from basicsr_vdd.video_windows import pad_to_multiple, run_windowed, temporal_windows, window_weights
+from basicsr_vdd.pipelines.video_windows import pad_to_multiple, run_windowed, temporal_windows, window_weights
 
 
 def test_windows_cover_every_frame_with_the_requested_overlap():

@@ -13,21 +13,21 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import yaml
+from basicsr_vdd.file_io import read_options
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 METHODS_FILE = osp.join(ROOT, 'options', 'demo', 'methods.yml')
 
 
-def load_yaml(path):
-    with open(osp.join(ROOT, path)) as f:
-        return yaml.safe_load(f)
+def repo_options(path):
+    """An option file by its path in the repository (or an absolute path)."""
+    return read_options(osp.join(ROOT, path))
 
 
 def methods(names=None):
     """``{name: {'train': [...], 'test': path, 'label'?, 'budget'?}}`` from methods.yml, in file order
     (optionally filtered); ``label`` is the row name in tables (default: the name)."""
-    specs = load_yaml(METHODS_FILE)
+    specs = repo_options(METHODS_FILE)
     unknown = set(names or ()) - set(specs)
     if unknown:
         raise ValueError(f'unknown methods {sorted(unknown)}; {METHODS_FILE} lists {list(specs)}')
@@ -35,11 +35,11 @@ def methods(names=None):
 
 
 def checkpoint_of(option_path):
-    return osp.join(ROOT, load_yaml(option_path)['path']['pretrain_network_g'])
+    return osp.join(ROOT, repo_options(option_path)['path']['pretrain_network_g'])
 
 
 def results_dir_of(test_option_path):
-    return osp.join(ROOT, 'results', load_yaml(test_option_path)['name'])
+    return osp.join(ROOT, 'results', repo_options(test_option_path)['name'])
 
 
 def run_script(args):
@@ -98,12 +98,12 @@ def committed_budget(spec):
 
 def frames_tested(spec):
     """``max_frames`` of a method's test set: it is tested on the first frames of each video (None: all)."""
-    return load_yaml(spec['test'])['datasets']['test'].get('max_frames')
+    return repo_options(spec['test'])['datasets']['test'].get('max_frames')
 
 
 def trained_checkpoint(spec):
     """The latest checkpoint of a method's last training stage (under experiments/)."""
-    return osp.join(ROOT, 'experiments', load_yaml(spec['train'][-1])['name'], 'models', 'net_g_latest.pth')
+    return osp.join(ROOT, 'experiments', repo_options(spec['train'][-1])['name'], 'models', 'net_g_latest.pth')
 
 
 def ensure_trained(spec, retrain=False):
@@ -111,7 +111,7 @@ def ensure_trained(spec, retrain=False):
     existing experiment folder as ``<name>_archived_<time>``); returns seconds spent."""
     spent = 0.0
     for option_path in spec['train']:
-        opt = load_yaml(option_path)
+        opt = repo_options(option_path)
         latest = osp.join(ROOT, 'experiments', opt['name'], 'models', 'net_g_latest.pth')
         if osp.isfile(latest) and not retrain:
             print(f'{option_path}: trained ({osp.relpath(latest, ROOT)})')
@@ -124,7 +124,7 @@ def training_budget(spec):
     """What each training stage of a method was given: iterations, batch, clip, crop, wall time (from its log)."""
     stages = []
     for option_path in spec['train']:
-        opt = load_yaml(option_path)
+        opt = repo_options(option_path)
         data = opt['datasets']['train']
         logs = sorted(glob.glob(osp.join(ROOT, 'experiments', opt['name'], f'train_{opt["name"]}_*.log')))
         seconds = None

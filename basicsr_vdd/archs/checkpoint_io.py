@@ -1,6 +1,7 @@
 """Safe reading of weight files and strict, explained loading into modules.
 
-Files are read with ``torch.load(weights_only=True)`` or safetensors, never a bare unpickling.
+Files are read with ``file_io.safe_torch_load`` (``weights_only=True``) or safetensors, never a bare
+unpickling.
 Formats seen in the wild: a plain state dict, ``{'state_dict': ..., 'step': ...}`` (TF-T2V),
 ``{'state_dict': {'first_stage_model.*': ...}}`` (Stable Diffusion ``.ckpt``), ``{'params': ...}``
 (BasicSR). A mismatch raises :class:`CheckpointMismatchError` naming the file, the missing and
@@ -9,6 +10,8 @@ unexpected keys and the shape differences.
 import os.path as osp
 
 import torch
+
+from basicsr_vdd.file_io import safe_torch_load
 
 
 class CheckpointMismatchError(ValueError):
@@ -23,7 +26,7 @@ def read_state_dict(path, unwrap=('state_dict', 'params', 'model')):
         from safetensors.torch import load_file
         return load_file(path)
     try:
-        obj = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        obj = safe_torch_load(path, mmap=True)
     except RuntimeError:  # not a zip archive (legacy format): mmap is impossible, weights_only still applies
         obj = _load_plain(path)
     except Exception as err:
@@ -39,7 +42,7 @@ def read_state_dict(path, unwrap=('state_dict', 'params', 'model')):
 
 def _load_plain(path):
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        return safe_torch_load(path)
     except Exception as err:
         raise CheckpointMismatchError(f'{path}: not a weights-only PyTorch file ({type(err).__name__}: {err})') from err
 

@@ -13,6 +13,8 @@ import torch
 
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from basicsr_vdd.file_io import safe_torch_load
+
 ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'
 _CACHE = {}
 
@@ -44,7 +46,7 @@ def build_lpips(alexnet_path=None, random_trunk=False):
         raise MetricUnavailableError(
             f'LPIPS unavailable: put torchvision\'s ImageNet AlexNet weights {ALEXNET_FILE} at {path} '
             f'(or set alexnet_path in the metric options)')
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    state = safe_torch_load(path)
     features = {k[len('features.'):]: v for k, v in state.items() if k.startswith('features.')}
     trunk = {}
     for slice_name, block in net.net.named_children():  # slice1..5 hold features[i] under the name str(i)

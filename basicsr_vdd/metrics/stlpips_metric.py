@@ -10,10 +10,9 @@ ST-LPIPS.
 import inspect
 import os.path as osp
 
-import torch
-
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from basicsr_vdd.file_io import safe_torch_load
 from .lpips_metric import image_distance
 
 NETS = ('alex', 'vgg')
@@ -49,7 +48,7 @@ def build_stlpips(net='alex'):
 
     model = stlpips.LPIPS(pretrained=False, net=net, variant='shift_tolerant', verbose=False)
     path = weights_path(net)
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    state = safe_torch_load(path)
     # ``lins.K`` are the same modules as ``linK`` (registered twice by the package): fill both names
     state.update({f'lins.{k[3]}{k[4:]}': v for k, v in list(state.items()) if k.startswith('lin') and k[3].isdigit()})
     model.load_state_dict(state, strict=True)

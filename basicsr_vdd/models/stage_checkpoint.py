@@ -13,7 +13,7 @@ the checkpoint come from the network's pretrained weights as configured.
 """
 import os.path as osp
 
-import torch
+from basicsr_vdd.file_io import safe_torch_load
 
 
 def part_state_dict(net, parts):
@@ -47,7 +47,7 @@ def read_checkpoint(path):
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: no such checkpoint')
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+        ckpt = safe_torch_load(path)
     except Exception as err:  # unpickling refused or corrupt file
         raise ValueError(f'{path}: not a readable weights-only checkpoint ({type(err).__name__}: {err})') from err
     if not isinstance(ckpt, dict) or not {'params', 'params_ema'} & set(ckpt) or 'parts' not in ckpt:

@@ -59,7 +59,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_vdd.distributed import rank_fingerprints, rank_states
 from basicsr_vdd.file_io import atomic_torch_save
-from basicsr_vdd.vdd_diffusion import VDDDiffusion, check_sampling, low_precision_dtype, to_model_video
+from basicsr_vdd.pipelines.vdd_diffusion import VDDDiffusion, check_sampling, low_precision_dtype, to_model_video
 from .ema import ParameterEMA
 from .stage_checkpoint import checkpoint_state, load_part_state_dict, part_state_dict, read_checkpoint
 

@@ -186,7 +186,7 @@ def generate_dataset(out: str, seed: int = 0, num_train: int = 60, num_test: int
 
 def _replace(tmp: str, out: str) -> None:
     """Move ``tmp`` to ``out``; an existing ``out`` is moved aside first and deleted only after success.
-    (``basicsr_vdd.inference._replace`` does the same for outputs; generating data imports neither
+    (``basicsr_vdd.pipelines.inference._replace`` does the same for outputs; generating data imports neither
     torch nor BasicSR, so this package keeps its own.)"""
     if not osp.exists(out):
         os.rename(tmp, out)

@@ -18,7 +18,7 @@ from basicsr_vdd.diffusion.guidance import guided
 from basicsr_vdd.diffusion.samplers import SAMPLERS, SPACINGS, make_scheduler, sample, start_index_for, timesteps
 from basicsr_vdd.diffusion.schedule import (NoiseSchedule, offset_noise, sample_timesteps,
                                            timestep_sampling_kwargs)
-from basicsr_vdd.video_windows import pad_to_multiple, run_windowed, stream_windowed
+from basicsr_vdd.pipelines.video_windows import pad_to_multiple, run_windowed, stream_windowed
 
 TARGETS = ('sharp', 'residual')
 SAMPLER_OPTIONS = ('sampler', 'steps', 'eta', 'guidance_scale', 'guidance_batched', 'strength', 'start_from',

@@ -14,25 +14,25 @@ import shutil
 
 import numpy as np
 import torch
-import yaml
 
-from basicsr_vdd.file_io import atomic_write_text
 from basicsr_vdd.data.video_io import IMAGE_EXTENSIONS, VideoDataError, list_frames, read_frame
+from basicsr_vdd.file_io import atomic_write_text, read_options
 from basicsr_vdd.models.stage_checkpoint import checkpoint_state, load_part_state_dict, read_checkpoint
-from basicsr_vdd.vdd_diffusion import VDDDiffusion
+from basicsr_vdd.pipelines.vdd_diffusion import VDDDiffusion
 
 VIDEO_EXTENSIONS = ('.mp4', '.mkv', '.avi', '.mov', '.mpg', '.mpeg', '.webm')
 WRITABLE_VIDEO = VIDEO_EXTENSIONS[:-1]  # webm takes neither mpeg4 nor libx264
 MANIFEST = '.deblur_video.json'  # in a frame folder this tool wrote; next to a file: <file>.deblur_video.json
 
 
-def load_vdd(option_file, checkpoint=None, device='cpu', param_key=None):
-    """``(net, diffusion, sampling)`` from a VDD test option file (network_g, diffusion, sampling, path)."""
+def load_vdd(opt, checkpoint=None, device='cpu', param_key=None):
+    """``(net, diffusion, sampling)`` from a VDD test option file (its path, or its options as
+    ``file_io.read_options`` reads them: network_g, diffusion, sampling, path)."""
     import basicsr_vdd  # noqa: F401  (registration)
     from basicsr.archs import build_network
 
-    with open(option_file) as f:
-        opt = yaml.safe_load(f)
+    if isinstance(opt, str):
+        opt = read_options(opt)
     net = build_network(opt['network_g'])
     path = checkpoint or (opt.get('path') or {}).get('pretrain_network_g')
     diffusion = VDDDiffusion(**opt.get('diffusion', {}))
@@ -42,25 +42,6 @@ def load_vdd(option_file, checkpoint=None, device='cpu', param_key=None):
         load_part_state_dict(net, state, ckpt['parts'], path)
         diffusion.load_meta(ckpt.get('meta', {}), source=path)
     return net.to(device).eval(), diffusion, dict(opt.get('sampling', {}))
-
-
-def read_video(path):
-    """Frames ``[N, 3, H, W]`` float32 RGB in [0, 1], plus the frame rate (None for folders)."""
-    if osp.isdir(path):
-        return torch.from_numpy(np.stack([read_frame(p) for p in list_frames(path)]).transpose(0, 3, 1, 2)), None
-    if not osp.isfile(path):
-        raise VideoDataError(f'{path}: no such video file or frame folder')
-    import av
-    try:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate) if stream.average_rate else None
-            frames = [f.to_ndarray(format='rgb24') for f in container.decode(stream)]
-    except (av.error.FFmpegError, IndexError) as err:
-        raise VideoDataError(f'{path}: cannot decode video ({err})') from err
-    if not frames:
-        raise VideoDataError(f'{path}: no video frames')
-    return torch.from_numpy(np.stack(frames).transpose(0, 3, 1, 2)).float() / 255, fps
 
 
 class VideoSource:
@@ -309,11 +290,3 @@ class VideoSink:
 def av_frame(rgb):
     import av
     return av.VideoFrame.from_ndarray(rgb, format='rgb24')
-
-
-def write_video(frames, path, fps=None, overwrite=False):
-    """Write ``[N, 3, H, W]`` in [0, 1] as PNG frames (a folder), an image or a video file (by
-    extension), through :class:`VideoSink`: nothing partial under ``path``."""
-    with VideoSink(path, fps, overwrite=overwrite) as sink:
-        for frame in frames:
-            sink.write(frame)
