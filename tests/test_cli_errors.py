@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, load_options, write_options
+from conftest import REPO, edvr_test_options, load_options, one_error_line, write_options
+from conftest import tiny_vdd_test_options as tiny_vdd
 
 
 def run_cli(kind, opt_path, root, *extra):
@@ -16,25 +17,6 @@ def run_cli(kind, opt_path, root, *extra):
             ).format(repo=REPO, kind=kind, opt=str(opt_path), extra=list(extra), root=str(root))
     return subprocess.run([sys.executable, '-c', code], cwd=str(root), capture_output=True, text=True,
                           env=dict(os.environ, HF_HUB_OFFLINE='1'), timeout=300)
-
-
-def edvr_test_options(tiny_gopro, checkpoint):
-    opt = load_options('options/demo/test_edvr_synth.yml')
-    opt['name'] = 'edvr_cli'
-    opt['datasets']['test']['dataroot'] = str(tiny_gopro / 'test')
-    opt['network_g'].update(num_feat=16, deformable_groups=4, num_extract_block=1, num_reconstruct_block=1)
-    opt['path']['pretrain_network_g'] = str(checkpoint)
-    opt['val']['metrics'].pop('lpips', None)
-    return opt
-
-
-def one_error_line(proc, *fragments):
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    assert lines[-1].startswith(('test.py: error: ', 'train.py: error: ')), proc.stderr[-3000:]
-    assert 'Traceback' not in proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[-1], lines[-1]
 
 
 @pytest.mark.slow
@@ -104,8 +86,7 @@ def test_bad_dataset_found_by_the_pipeline_leaves_no_experiment_folder(tiny_gopr
 
 
 def tiny_vdd_test_options(tiny_gopro, tmp_path, steps):
-    """The tiny VDD test file of test_deblur_video on the tiny test split, ``steps`` DDIM steps."""
-    from test_deblur_video import tiny_vdd_test_options as tiny_vdd
+    """The tiny VDD test file of conftest.tiny_vdd_test_options on the tiny test split, ``steps`` DDIM steps."""
     opt = load_options(tiny_vdd(tmp_path))
     opt['path']['param_key_g'] = 'params'
     opt['sampling'].update(steps=steps, window=4, overlap=1, tile=0)

@@ -11,8 +11,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, load_options, write_options
-from test_cli_errors import one_error_line
+from conftest import REPO, load_options, one_error_line, write_options
 
 
 def run_main(monkeypatch, capsys, kind, root, *argv):

@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from basicsr_vdd.archs.vdd_arch import VDDNet
 from basicsr_vdd.data.video_io import VideoDataError, list_frames
-from basicsr_vdd.models.stage_checkpoint import part_state_dict
-from conftest import REPO, load_options, read_video, write_options, write_video
+from conftest import REPO, load_options, read_video, tiny_vdd_test_options, write_video
 
 sys.path.insert(0, osp.join(REPO, 'scripts'))
 import deblur_video  # noqa: E402
@@ -18,30 +16,6 @@ import deblur_video  # noqa: E402
 @pytest.fixture
 def tiny_setup(tmp_path):
     return tiny_vdd_test_options(tmp_path)
-
-
-def tiny_vdd_test_options(tmp_path):
-    """The demo VDD test option file with a tiny random stage-2 checkpoint written to ``tmp_path``."""
-    opt = load_options('options/demo/test_vdd_synth.yml')
-    opt['network_g']['unet'].update(dim=32, dim_mult=[1, 2], head_dim=8, num_res_blocks=1, attn_scales=[0.5],
-                                    context_dim=32, image_dim=32)
-    opt['network_g']['clip_image'].update(embed_dim=32, vision_cfg=dict(image_size=32, layers=1, width=32,
-                                                                        head_width=16, patch_size=16))
-    opt['network_g']['blur_encoder'] = {'hidden': [8]}
-    opt['network_g']['vae']['factor'] = 2
-    net_opt = dict(opt['network_g'])
-    net_opt.pop('type')
-    torch.manual_seed(0)
-    net = VDDNet(**net_opt)
-    with torch.no_grad():
-        net.blur_encoder.proj[-1].weight.normal_(0, 0.05)
-    parts = ['blur_encoder', 'unet', 'image_proj']
-    ckpt = tmp_path / 'vdd.pth'
-    torch.save({'params': part_state_dict(net, parts), 'parts': parts,
-                'meta': {'stage': 2, 'target': 'residual', 'residual_scale': 0.2}}, ckpt)
-    opt['path']['pretrain_network_g'] = str(ckpt)
-    opt['sampling'].update(steps=2, window=4, overlap=1)
-    return write_options(opt, tmp_path / 'test.yml')
 
 
 def test_video_file_in_frame_folder_out_any_size(tiny_setup, tmp_path):

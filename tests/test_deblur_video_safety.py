@@ -9,20 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO
-from test_deblur_video import tiny_vdd_test_options
+from conftest import REPO, tiny_vdd_test_options, user_frames
 
 sys.path.insert(0, osp.join(REPO, 'scripts'))
 import deblur_video  # noqa: E402
-
-
-def user_frames(folder, n=3, size=(16, 20), ext='.png', seed=0):
-    """``n`` frames ``000000<ext>``... of ``size`` (H, W) written as a user would (no manifest)."""
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        cv2.imwrite(osp.join(folder, f'{i:06d}{ext}'), (rng.random(size + (3,)) * 255).astype(np.uint8))
-    return str(folder)
 
 
 def snapshot(root):

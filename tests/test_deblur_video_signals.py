@@ -9,9 +9,7 @@ import time
 
 import pytest
 
-from conftest import REPO, load_options, write_options
-from test_deblur_video import tiny_vdd_test_options
-from test_deblur_video_safety import user_frames
+from conftest import REPO, load_options, tiny_vdd_test_options, user_frames, write_options
 
 sys.path.insert(0, osp.join(REPO, 'scripts'))
 import deblur_video  # noqa: E402

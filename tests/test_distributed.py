@@ -2,29 +2,12 @@
 pytorch`` on CPU (gloo). Gradients are averaged, so two ranks with batch B train the same network as one
 process with batch 2B; the ranks stay equal; only rank 0 writes; resume continues."""
 import glob
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import REPO, load_options, run_pipeline, write_options
-from test_low_precision import TINY_KL_VAE
-from test_vdd_model import tiny_stage_options
 from basicsr_vdd.file_io import safe_torch_load
-
-
-def torchrun(opt_path, root, *extra, nproc=2):
-    launch = root / 'launch_train.py'
-    launch.write_text(f'import sys\nsys.path.insert(0, {REPO!r})\nfrom basicsr_vdd.cli import main\n'
-                      f'sys.exit(main("train", {str(root)!r}))\n')
-    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}',
-                           str(launch), '-opt', str(opt_path), '--launcher', 'pytorch', *extra],
-                          cwd=str(root), capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1'))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return proc
+from conftest import TINY_KL_VAE, load_options, run_pipeline, tiny_stage_options, torchrun, write_options
 
 
 def srn_options(tiny_gopro, batch):

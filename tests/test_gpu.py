@@ -12,9 +12,8 @@ import torch
 import basicsr_vdd  # noqa: F401
 from basicsr_vdd.models.vdd_model import VDDModel
 from basicsr_vdd.pipelines.vdd_diffusion import to_model_video
-from conftest import REPO, smooth_frame, write_options
-from test_low_precision import TINY_KL_VAE
-from test_vdd_model import batch, changed, params_by_part, tiny_options
+from conftest import (REPO, TINY_KL_VAE, batch, changed, params_by_part, smooth_frame, tiny_options, tiny_stage_options,
+                      tiny_vdd_test_options, torchrun, train_steps, write_options)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')]
 
@@ -113,7 +112,6 @@ def test_batched_guidance_equals_two_network_calls(tmp_path):
 
 def test_deblur_video_on_cuda_writes_every_frame_and_repeats_itself(tmp_path):
     import cv2
-    from test_deblur_video import tiny_vdd_test_options
     opt_path = tiny_vdd_test_options(tmp_path)
     src = tmp_path / 'clip'
     src.mkdir()
@@ -134,8 +132,6 @@ def test_deblur_video_on_cuda_writes_every_frame_and_repeats_itself(tmp_path):
 
 def test_ddp_over_nccl_trains_stage_2_on_one_gpu(tiny_gopro, tmp_path):
     from basicsr_vdd.file_io import safe_torch_load
-    from test_distributed import torchrun
-    from test_vdd_model import tiny_stage_options
     opt = tiny_stage_options(2)
     opt['num_gpu'] = 1
     opt['datasets']['train'].update(dataroot=str(tiny_gopro / 'train'), num_frame=3, gt_size=16,
@@ -152,7 +148,6 @@ def test_ddp_over_nccl_trains_stage_2_on_one_gpu(tiny_gopro, tmp_path):
 
 def test_fp16_scaler_state_resumes_and_a_skipped_step_leaves_the_ema(tmp_path):
     from basicsr_vdd.file_io import safe_torch_load
-    from test_vdd_model import train_steps
     model = VDDModel(kl_options(2, tmp_path / 'a', autocast='fp16', ema_decay=0.9))
     train_steps(model, 2)
     model.save_training_state(0, 2)

@@ -6,9 +6,8 @@ import basicsr_vdd  # noqa: F401
 from basicsr_vdd.models.stage_checkpoint import read_checkpoint
 from basicsr_vdd.models.vdd_model import VDDModel
 from basicsr_vdd.pipelines.vdd_diffusion import check_sampling
-from test_vdd_model import batch, tiny_options
+from conftest import TINY_KL_VAE, batch, tiny_options
 
-TINY_KL_VAE = {'type': 'kl', 'ch': 32, 'ch_mult': [1, 2], 'num_res_blocks': 1}
 
 
 def kl_stage1(tmp_path, pretrain=None, **train):

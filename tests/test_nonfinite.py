@@ -7,7 +7,7 @@ import torch
 import basicsr_vdd  # noqa: F401
 from basicsr_vdd.models.nonfinite_guard import NonFiniteTrainingError, make_guarded
 from basicsr_vdd.models.vdd_model import VDDModel
-from test_vdd_model import batch, changed, params_by_part, tiny_options
+from conftest import batch, changed, params_by_part, tiny_options
 
 
 def nan_batch(seed):

@@ -11,8 +11,7 @@ import time
 import pytest
 
 from basicsr_vdd.data.paired_video_dataset import PairedVideoDataset
-from conftest import load_options, pipeline_command, run_pipeline, write_options
-from test_vdd_model import tiny_stage_options
+from conftest import load_options, pipeline_command, run_pipeline, tiny_stage_options, write_options
 
 TOTAL_ITER, SAVE_EVERY = 10, 4
 

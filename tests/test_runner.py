@@ -11,8 +11,7 @@ import torch
 import basicsr_vdd  # noqa: F401  (compat layer before basicsr)
 from basicsr.archs.edvr_arch import EDVR
 from vdd_demo import runner
-from conftest import REPO, write_options
-from test_cli_errors import edvr_test_options
+from conftest import REPO, edvr_test_options, write_options
 
 
 @pytest.mark.slow

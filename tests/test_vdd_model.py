@@ -1,5 +1,4 @@
 """VDDModel: stages train exactly their parts, checkpoints hold what changed, pipeline; exact resume: test_resume.py."""
-import copy
 import glob
 import json
 import math
@@ -12,55 +11,9 @@ from basicsr_vdd.diffusion.schedule import sample_timesteps
 from basicsr_vdd.models.stage_checkpoint import read_checkpoint
 from basicsr_vdd.models.vdd_model import VDDModel
 from basicsr_vdd.pipelines.vdd_diffusion import VDDDiffusion, to_model_video
-from conftest import load_options, run_pipeline, write_options
+from conftest import (TINY_NET, batch, changed, load_options, params_by_part, run_pipeline, tiny_options, train_steps,
+                      write_options)
 
-TINY_NET = dict(
-    unet=dict(dim=32, dim_mult=[1, 2], head_dim=8, num_res_blocks=1, attn_scales=[0.5], context_dim=32,
-              image_dim=32, dropout=0.1),
-    clip_image=dict(embed_dim=32, vision_cfg=dict(image_size=32, layers=1, width=32, head_width=16, patch_size=16)),
-    blur_encoder=dict(hidden=[16]))
-
-
-def tiny_stage_options(stage, pretrain=None):
-    """The demo stage option file with tiny widths: only YAML values differ from the demo."""
-    opt = load_options(f'options/demo/vdd_stage{stage}_synth.yml')
-    opt['network_g']['unet'].update(TINY_NET['unet'])
-    opt['network_g']['clip_image'].update(TINY_NET['clip_image'])
-    opt['network_g']['blur_encoder'] = TINY_NET['blur_encoder']
-    opt['network_g']['vae']['factor'] = 2
-    opt['path']['pretrain_network_g'] = pretrain
-    return opt
-
-
-def tiny_options(stage, root, pretrain=None, **train):
-    """:func:`tiny_stage_options` ready for an in-process ``VDDModel`` under ``root``."""
-    opt = tiny_stage_options(stage, pretrain)
-    opt['train'].update(train)
-    opt.update(is_train=True, dist=False, rank=0, world_size=1, root_path=str(root), auto_resume=False)
-    opt['path'].update(experiments_root=str(root), models=str(root), training_states=str(root), log=str(root),
-                       visualization=str(root / 'vis'))
-    opt['datasets']['train']['phase'] = 'train'
-    return opt
-
-
-def batch(seed=0, b=2, f=4, size=16):
-    g = torch.Generator().manual_seed(seed)
-    gt = torch.rand(b, f, 3, size, size, generator=g)
-    return {'lq': (gt + 0.1 * torch.randn(gt.shape, generator=g)).clamp(0, 1), 'gt': gt}
-
-
-def params_by_part(model):
-    return {name: copy.deepcopy(module.state_dict()) for name, module in model.bare.named_children()}
-
-
-def changed(before, after):
-    return {part for part in before if any(not torch.equal(before[part][k], after[part][k]) for k in before[part])}
-
-
-def train_steps(model, n, seed=0):
-    for i in range(n):
-        model.feed_data(batch(seed + i))
-        model.optimize_parameters(i + 1)
 
 
 def test_each_stage_changes_exactly_its_parts(tmp_path):
