@@ -156,15 +156,18 @@ def save_network(self, net, net_label, current_iter, param_key='params'):
 
 def save_training_state(self, epoch, current_iter):
     """BasicSR's training state (epoch, iteration, optimizers, schedulers), written atomically, with
-    every rank's parameter fingerprint (a check that the ranks trained the same network)."""
+    every rank's parameter fingerprint (a check that the ranks trained the same network) and what the
+    model's ``extra_training_state()`` adds (called on every rank: it may gather from the ranks)."""
     from basicsr.utils.dist_util import get_dist_info
     if current_iter == -1:
         return
     fingerprints = rank_fingerprints(self.net_g)
+    extra = self.extra_training_state() if hasattr(self, 'extra_training_state') else {}
     if get_dist_info()[0] != 0:
         return
     state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
-             'schedulers': [s.state_dict() for s in self.schedulers], 'param_fingerprints': fingerprints}
+             'schedulers': [s.state_dict() for s in self.schedulers], 'param_fingerprints': fingerprints,
+             **extra}
     atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
 

@@ -57,7 +57,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from basicsr_vdd.distributed import rank_fingerprints, rank_states
+from basicsr_vdd.distributed import rank_states
 from basicsr_vdd.file_io import atomic_torch_save
 from basicsr_vdd.pipelines.vdd_diffusion import VDDDiffusion, check_sampling, low_precision_dtype, to_model_video
 from .ema import ParameterEMA
@@ -269,30 +269,21 @@ class VDDModel(BaseModel):
         self.diffusion.load_meta(ckpt.get('meta', {}), source=load_path)
         get_root_logger().info(f'Loaded {ckpt["parts"]} ({key}) from {load_path}')
 
-    def save_training_state(self, epoch, current_iter):
-        """BasicSR's state plus what an exact resume needs: the EMA shadows and every rank's generator,
-        which draws every random number of a training step (timesteps, noise, token dropout, dropout);
-        every rank's parameter fingerprints per part and residual scale (training stops if the ranks
-        disagree), and fp16's GradScaler."""
-        if current_iter == -1:
-            return
+    def extra_training_state(self):
+        """What an exact resume needs beyond BasicSR's state (saved by ``compat.save_training_state``,
+        which also compares the ranks' parameters per part): every rank's generator, which draws every
+        random number of a training step (timesteps, noise, token dropout, dropout); every rank's
+        residual scale (training stops if they disagree); the EMA shadows and fp16's GradScaler."""
         generators = rank_states(self.generator.get_state())
-        fingerprints = rank_fingerprints(self.net_g)
         scales = rank_states(self.diffusion.residual_scale)
         if len(set(scales)) > 1:
             raise RuntimeError(f'the ranks train against different residual scales {scales}')
-        if get_dist_info()[0] != 0:
-            return
-        state = {'epoch': epoch, 'iter': current_iter,
-                 'optimizers': [o.state_dict() for o in self.optimizers],
-                 'schedulers': [s.state_dict() for s in self.schedulers],
-                 'generator': generators[0], 'generators': generators, 'param_fingerprints': fingerprints,
-                 'residual_scales': scales}
+        state = {'generator': generators[0], 'generators': generators, 'residual_scales': scales}
         if self.ema is not None:
             state['ema'] = self.ema.state_dict()
         if self.grad_scaler is not None:
             state['grad_scaler'] = self.grad_scaler.state_dict()
-        atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        return state
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
