@@ -110,3 +110,19 @@ def test_ranks_that_drift_apart_stop_training(monkeypatch):
         distributed.rank_fingerprints(net)
     monkeypatch.setattr(distributed, 'rank_states', lambda obj: [obj, dict(obj)])
     assert distributed.rank_fingerprints(net) == [own, own]
+
+
+def test_a_finished_rank_leaves_its_process_group_destroyed(tmp_path):
+    """train.py / test.py end a distributed run with ``distributed.close()``: the ranks meet, then the
+    process group is destroyed (left to the interpreter's exit, a gloo rank aborted with SIGABRT in CI)."""
+    import torch.distributed as dist
+    from basicsr_vdd import distributed
+    distributed.close()  # no process group: nothing to do
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
+    try:
+        assert distributed.rank_states('x') == ['x']
+        distributed.close()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
