@@ -39,7 +39,7 @@ def test_option_file_names_registered_components(path):
 def test_demo_methods_name_existing_train_and_test_files():
     with open(METHODS_FILE) as f:
         methods = yaml.safe_load(f)
-    assert set(methods) == {'EDVR', 'STFAN', 'SRN', 'VDD', 'VDD-sampled', 'NAFNet'}
+    assert set(methods) == {'EDVR', 'STFAN', 'SRN', 'VDD', 'VDD-sampled', 'NAFNet', 'PVDNet'}
     for spec in methods.values():
         for path in spec['train'] + [spec['test']]:
             assert osp.join(REPO, path) in OPTION_FILES, path
