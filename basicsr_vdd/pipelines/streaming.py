@@ -18,6 +18,7 @@ import collections
 import torch
 
 from basicsr_vdd.archs.checkpoint_io import load_strict, read_state_dict
+from basicsr_vdd.file_io import read_options
 from basicsr_vdd.pipelines.video_windows import pad_to_multiple
 
 Deblurrer = collections.namedtuple('Deblurrer', 'name run')  # run(frames, num_frames, video_name) -> frames
@@ -48,15 +49,22 @@ def network_streamer(*model_types):
     return register
 
 
+def checkpoint_path(opt, checkpoint):
+    """``checkpoint``, else ``path: pretrain_network_g``; ValueError when neither is given (a random
+    network would only write noise)."""
+    path = checkpoint or (opt.get('path') or {}).get('pretrain_network_g')
+    if not path:
+        raise ValueError('no checkpoint: give --checkpoint or path: pretrain_network_g in the option file')
+    return path
+
+
 def load_network(opt, checkpoint, device):
     """``network_g`` of ``opt`` with the weights of ``checkpoint`` (else ``path: pretrain_network_g``), eval."""
     import basicsr_vdd  # noqa: F401  (registration)
     from basicsr.archs import build_network
 
     net = build_network(dict(opt['network_g']))
-    path = checkpoint or (opt.get('path') or {}).get('pretrain_network_g')
-    if not path:
-        raise ValueError('no checkpoint: give --checkpoint or path: pretrain_network_g in the option file')
+    path = checkpoint_path(opt, checkpoint)
     key = (opt.get('path') or {}).get('param_key_g', 'params')
     load_strict(net, read_state_dict(path, unwrap=(key, 'params', 'state_dict')), path)
     return net.to(device).eval()
@@ -100,17 +108,16 @@ def stfan_frames(net, frames, device='cpu'):
 def pvdnet_frames(net, frames, device='cpu'):
     """PVDNet on a stream, step for step as ``forward_video``: neighbours clamped at the ends, the first
     frame's previous deblurred frame is the first blurry frame."""
-    source, previous, deblurred = iter(frames), None, None
-    current = next(source, None)
+    padded = (pad_to_multiple(frame.to(device), 4, mode='replicate') for frame in frames)  # each frame once
+    current, previous, deblurred = next(padded, None), None, None
     while current is not None:
-        current, (h, w) = pad_to_multiple(current.to(device), 4, mode='replicate')
-        upcoming = next(source, None)
-        following = current if upcoming is None else pad_to_multiple(upcoming.to(device), 4, mode='replicate')[0]
+        (frame, (h, w)), upcoming = current, next(padded, None)
+        following = frame if upcoming is None else upcoming[0]
         if deblurred is None:
-            previous = deblurred = current
-        deblurred = net(previous, current, following, deblurred)
+            previous = deblurred = frame
+        deblurred = net(previous, frame, following, deblurred)
         yield deblurred[..., :h, :w]
-        previous, current = current, upcoming
+        previous, current = frame, upcoming
 
 
 def single_frames(net, frames, device='cpu'):
@@ -150,9 +157,7 @@ def _single(net, opt, device):
 def _vdd(opt, checkpoint, device, sampling_overrides):
     from basicsr_vdd.pipelines.inference import load_vdd
     from basicsr_vdd.pipelines.vdd_diffusion import check_sampling
-    if not (checkpoint or (opt.get('path') or {}).get('pretrain_network_g')):  # a random network: noise
-        raise ValueError('no checkpoint: give --checkpoint or path: pretrain_network_g in the option file')
-    net, diffusion, sampling = load_vdd(opt, checkpoint, device)
+    net, diffusion, sampling = load_vdd(opt, checkpoint_path(opt, checkpoint), device)
     sampling.update(sampling_overrides or {})
     check_sampling(sampling)
     return Deblurrer('VDD', lambda frames, n, name: diffusion.deblur_stream(net, frames, n, sampling, name, device))
@@ -161,7 +166,6 @@ def _vdd(opt, checkpoint, device, sampling_overrides):
 def build_deblurrer(opt, checkpoint=None, device='cpu', sampling_overrides=None):
     """A :class:`Deblurrer` for a test option file (a path or its options read by ``file_io.read_options``)."""
     if isinstance(opt, str):
-        from basicsr_vdd.file_io import read_options
         opt = read_options(opt)
     kind = opt.get('model_type')
     if kind not in STREAMERS:
