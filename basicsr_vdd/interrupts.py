@@ -5,7 +5,10 @@ SIGTERM raises :class:`Terminated`, a ``BaseException`` like ``KeyboardInterrupt
 handler always sees it, cleans up what it was writing and exits with the shell's code
 (130 for Ctrl-C, 143 for SIGTERM).
 """
+import contextlib
+import os
 import signal
+import threading
 
 class Terminated(BaseException):
     """SIGTERM arrived (not an ``Exception``: broad handlers let it through)."""
@@ -27,6 +30,32 @@ def install():
     :data:`RECEIVED` (cleared here)."""
     RECEIVED.clear()
     signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+@contextlib.contextmanager
+def deferred():
+    """Hold Ctrl-C and SIGTERM for the statements inside and deliver them, through the handlers in place
+    before, when the block ends: for steps that must not be split by an exception, such as creating a
+    temporary output and recording that it exists. In other threads (where Python never delivers
+    signals) the block runs as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = []
+    previous = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda number, frame: held.append(number))
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in held:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
 
 
 def raise_if_received():

@@ -13,6 +13,8 @@ from conftest import REPO, load_options, tiny_vdd_test_options, user_frames, wri
 
 sys.path.insert(0, osp.join(REPO, 'scripts'))
 import deblur_video  # noqa: E402
+from basicsr_vdd import interrupts  # noqa: E402
+from basicsr_vdd.pipelines.inference import VideoSink  # noqa: E402
 
 
 def slow_options(tmp_path):
@@ -42,6 +44,39 @@ def signal_once_writing(proc, partial, sig, timeout=300):
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err
+
+
+@pytest.fixture
+def command_handlers():
+    """This process handles SIGINT and SIGTERM as the user commands do; the old handlers come back after."""
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    interrupts.install()
+    yield
+    for s, handler in old.items():
+        signal.signal(s, handler)
+
+
+@pytest.mark.parametrize('name, creates', [('out.mp4', 'close'), ('out', 'mkdir')])
+@pytest.mark.parametrize('sig, error', [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, interrupts.Terminated)])
+def test_signal_just_after_the_temporary_output_appears_leaves_nothing(tmp_path, monkeypatch, command_handlers,
+                                                                       name, creates, sig, error):
+    """The signal lands in VideoSink.__enter__ right after it made ``<output>.partial[.mp4]``, before the
+    with block (so before __exit__) exists: what the signal test above hit once under load."""
+    real, raised = getattr(os, creates), []
+
+    def create_then_signal(*args, **kwargs):
+        result = real(*args, **kwargs)
+        if not raised:
+            raised.append(sig)
+            signal.raise_signal(sig)
+        return result
+    monkeypatch.setattr(os, creates, create_then_signal)
+    body = []
+    with pytest.raises(error):
+        with VideoSink(str(tmp_path / name), 24):
+            body.append('ran')
+    assert raised == [sig] and body == [] and os.listdir(tmp_path) == []
 
 
 @pytest.mark.slow

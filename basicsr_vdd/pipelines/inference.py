@@ -15,6 +15,7 @@ import shutil
 import numpy as np
 import torch
 
+from basicsr_vdd import interrupts
 from basicsr_vdd.data.video_io import IMAGE_EXTENSIONS, VideoDataError, list_frames, read_frame
 from basicsr_vdd.file_io import atomic_write_text, read_options
 from basicsr_vdd.models.stage_checkpoint import checkpoint_state, load_part_state_dict, read_checkpoint
@@ -207,13 +208,21 @@ class VideoSink:
     def __enter__(self):
         check_output(self.path, self.overwrite)
         os.makedirs(osp.dirname(osp.abspath(self.tmp)), exist_ok=True)
-        try:  # exclusive: never write into another run's temporary output
-            if self.kind == 'folder':
-                os.mkdir(self.tmp)
-            else:
-                os.close(os.open(self.tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            raise OutputRefused(f'{self.tmp}: another deblur_video is writing {self.path} now') from None
+        created = False
+        try:  # a signal right after the creation must still remove it: __exit__ runs only once this returns
+            with interrupts.deferred():
+                try:  # exclusive: never write into another run's temporary output
+                    if self.kind == 'folder':
+                        os.mkdir(self.tmp)
+                    else:
+                        os.close(os.open(self.tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                except FileExistsError:
+                    raise OutputRefused(f'{self.tmp}: another deblur_video is writing {self.path} now') from None
+                created = True
+        except BaseException:
+            if created:
+                self._remove_tmp()
+            raise
         return self
 
     def write(self, frame):
@@ -261,11 +270,14 @@ class VideoSink:
             if kind is None:
                 self._install()
         finally:
-            if osp.isdir(self.tmp):
-                shutil.rmtree(self.tmp)
-            elif osp.exists(self.tmp):
-                os.remove(self.tmp)
+            self._remove_tmp()
         return False
+
+    def _remove_tmp(self):
+        if osp.isdir(self.tmp):
+            shutil.rmtree(self.tmp)
+        elif osp.exists(self.tmp):
+            os.remove(self.tmp)
 
     def _install(self):
         """Move the finished output to its name, with its manifest; checked again (the run may have taken hours)."""
