@@ -211,19 +211,23 @@ class VideoSink:
         created = False
         try:  # a signal right after the creation must still remove it: __exit__ runs only once this returns
             with interrupts.deferred():
-                try:  # exclusive: never write into another run's temporary output
-                    if self.kind == 'folder':
-                        os.mkdir(self.tmp)
-                    else:
-                        os.close(os.open(self.tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-                except FileExistsError:
-                    raise OutputRefused(f'{self.tmp}: another deblur_video is writing {self.path} now') from None
+                self._create_tmp()
                 created = True
         except BaseException:
             if created:
                 self._remove_tmp()
             raise
         return self
+
+    def _create_tmp(self):
+        """Make the temporary output exclusively: never write into another run's."""
+        try:
+            if self.kind == 'folder':
+                os.mkdir(self.tmp)
+            else:
+                os.close(os.open(self.tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise OutputRefused(f'{self.tmp}: another deblur_video is writing {self.path} now') from None
 
     def write(self, frame):
         img = (frame.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
