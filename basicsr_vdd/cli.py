@@ -85,13 +85,14 @@ def _pipeline(kind):
 
 def main(kind, root):
     """Run BasicSR's ``train_pipeline`` or ``test_pipeline`` for ``sys.argv``; returns the exit code."""
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     interrupts.install()  # first: a signal from here on is an exit code, never a traceback or a partial folder
     try:
         return _main(kind, root)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)  # in-process callers (tests) get their handler back
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)  # in-process callers (tests) get their handlers back
 
 
 def _main(kind, root):
@@ -107,7 +108,8 @@ def _main(kind, root):
         interrupts.raise_if_received()  # the Terminated exception was swallowed on the way
         distributed.close()
     except interrupts.INTERRUPTS + (NonFiniteTrainingError,) + INPUT_ERRORS as err:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not interrupt the clean-up
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C or SIGTERM must not stop the clean-up
+            signal.signal(signum, signal.SIG_IGN)
         distributed.close(wait=False)
         # a training run keeps what it saved (--auto_resume needs it)
         keep = folder is None or (kind == 'train' and _has_saves(folder))

@@ -70,6 +70,39 @@ def test_bad_options_are_refused_before_any_folder_is_made(tiny_gopro, tmp_path,
     assert not (root / 'results').exists() and not (root / 'experiments').exists()
 
 
+def test_a_second_ctrl_c_or_sigterm_does_not_stop_the_clean_up(tiny_gopro, tmp_path, monkeypatch, capsys):
+    """A user pressing Ctrl-C again (or a second SIGTERM) while a failed run's folder is being removed:
+    the removal finishes, the command still exits with its one line, and no traceback escapes."""
+    import shutil
+    import signal
+    from basicsr_vdd import cli
+
+    root = tmp_path / 'root'
+    root.mkdir()
+    bad = tmp_path / 'other_network.pth'
+    torch.save({'params': {'conv.weight': torch.zeros(3, 3)}}, bad)
+    opt_path = write_options(edvr_test_options(tiny_gopro, bad), tmp_path / 'test.yml')
+    removed, rmtree = [], shutil.rmtree
+
+    def rmtree_under_signals(path, *args, **kwargs):  # both signals land while the folder is being removed
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGTERM)
+        rmtree(path, *args, **kwargs)
+        removed.append(path)
+
+    monkeypatch.setattr(cli.shutil, 'rmtree', rmtree_under_signals)
+    monkeypatch.setattr(sys, 'argv', ['test.py', '-opt', str(opt_path)])
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        code = cli.main('test', str(root))
+    except KeyboardInterrupt:
+        pytest.fail('the second Ctrl-C interrupted the clean-up')
+    proc = subprocess.CompletedProcess([], code, '', capsys.readouterr().err)
+    one_error_line(proc, str(bad), 'does not fit EDVR')
+    assert removed and not (root / 'results' / 'edvr_cli').exists()
+    assert signal.getsignal(signal.SIGINT) is before  # the caller's Ctrl-C handler is back
+
+
 @pytest.mark.slow
 def test_bad_dataset_found_by_the_pipeline_leaves_no_experiment_folder(tiny_gopro, tmp_path):
     root = tmp_path / 'root'
