@@ -85,7 +85,7 @@ def _pipeline(kind):
 
 def main(kind, root):
     """Run BasicSR's ``train_pipeline`` or ``test_pipeline`` for ``sys.argv``; returns the exit code."""
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.getsignal(signum) for signum in interrupts.SIGNALS}
     interrupts.install()  # first: a signal from here on is an exit code, never a traceback or a partial folder
     try:
         return _main(kind, root)
@@ -108,7 +108,7 @@ def _main(kind, root):
         interrupts.raise_if_received()  # the Terminated exception was swallowed on the way
         distributed.close()
     except interrupts.INTERRUPTS + (NonFiniteTrainingError,) + INPUT_ERRORS as err:
-        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C or SIGTERM must not stop the clean-up
+        for signum in interrupts.SIGNALS:  # a second Ctrl-C or SIGTERM must not stop the clean-up
             signal.signal(signum, signal.SIG_IGN)
         distributed.close(wait=False)
         # a training run keeps what it saved (--auto_resume needs it)

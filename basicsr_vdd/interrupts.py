@@ -15,6 +15,7 @@ class Terminated(BaseException):
 
 
 INTERRUPTS = (KeyboardInterrupt, Terminated)
+SIGNALS = (signal.SIGINT, signal.SIGTERM)  # what the commands handle: Ctrl-C and SIGTERM
 
 
 RECEIVED = []  # SIGTERMs since install(): one whose exception was swallowed on the way is still honoured
@@ -44,7 +45,7 @@ def deferred():
     held = []
     previous = {}
     try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in SIGNALS:
             previous[signum] = signal.signal(signum, lambda number, frame: held.append(number))
         yield
     finally:

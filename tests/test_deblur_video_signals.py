@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from conftest import REPO, load_options, tiny_vdd_test_options, user_frames, write_options
 
@@ -77,6 +78,26 @@ def test_signal_just_after_the_temporary_output_appears_leaves_nothing(tmp_path,
         with VideoSink(str(tmp_path / name), 24):
             body.append('ran')
     assert raised == [sig] and body == [] and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('sig, error', [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, interrupts.Terminated)])
+def test_a_second_signal_during_the_removal_of_the_partial_output_leaves_nothing(tmp_path, monkeypatch, command_handlers,
+                                                                                sig, error):
+    """Ctrl-C stops a run writing frames; the user's second Ctrl-C (or a SIGTERM) lands while
+    ``<output>.partial`` is being removed: the removal finishes, then the second signal is raised."""
+    import shutil
+    real, raised = shutil.rmtree, []
+
+    def signal_then_remove(path, *args, **kwargs):
+        raised.append(sig)
+        signal.raise_signal(sig)
+        real(path, *args, **kwargs)
+    monkeypatch.setattr(shutil, 'rmtree', signal_then_remove)
+    with pytest.raises(error):
+        with VideoSink(str(tmp_path / 'out'), 24) as sink:
+            sink.write(torch.rand(3, 8, 8))
+            raise KeyboardInterrupt  # the first Ctrl-C
+    assert raised == [sig] and os.listdir(tmp_path) == []
 
 
 @pytest.mark.slow

@@ -278,10 +278,13 @@ class VideoSink:
         return False
 
     def _remove_tmp(self):
-        if osp.isdir(self.tmp):
-            shutil.rmtree(self.tmp)
-        elif osp.exists(self.tmp):
-            os.remove(self.tmp)
+        """Remove the temporary output whole: a Ctrl-C or SIGTERM meanwhile (often the user's second) is
+        delivered once it is gone."""
+        with interrupts.deferred():
+            if osp.isdir(self.tmp):
+                shutil.rmtree(self.tmp)
+            elif osp.exists(self.tmp):
+                os.remove(self.tmp)
 
     def _install(self):
         """Move the finished output to its name, with its manifest; checked again (the run may have taken hours)."""
